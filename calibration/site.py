@@ -1,0 +1,207 @@
+"""The site file: one YAML document that describes a hall's cameras and zones.
+
+It is the contract between the installer and every other part, so it is a typed
+pydantic model (documented, bounded, with defaults) and loading it either gives a
+completely valid site or raises ``SiteError`` listing every problem with its
+file, line and field. A half-valid site never starts: a zone silently dropped
+means alerts silently missing.
+
+Coordinates are relative to the frame (0..1), so a zone survives a change of
+stream resolution.
+"""
+
+from __future__ import annotations
+
+import io
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError
+from shapely.geometry import Polygon
+from shapely.validation import explain_validity
+
+Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+                          description="Letters, digits, '_' and '-': it becomes part of MQTT topics.")]
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+Point = tuple[Unit, Unit]
+
+
+class ZoneType(str, Enum):
+    """What happens in a zone; the hub's rules are chosen by it."""
+
+    ENTRANCE = "entrance"
+    LOBBY_DESK = "lobby_desk"
+    TICKET_KIOSK = "ticket_kiosk"
+    WAITING = "waiting"
+    COUNTER = "counter"
+    SELF_SERVICE = "self_service"
+    VIP = "vip"
+    OTHER = "other"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Mask(Strict):
+    """An area of a camera's view where detections are ignored (a poster, a signpost, a mirror)."""
+
+    id: Id
+    polygon: list[Point] = Field(min_length=3, description="Vertices, x and y relative to the frame (0..1).")
+
+
+class Zone(Strict):
+    """A floor area whose people are counted: a person is in it when their anchor point (the feet) is."""
+
+    id: Id
+    name: str = Field(min_length=1)
+    type: ZoneType
+    grid_cell: str = Field(min_length=1, description="The hall grid cell (the owner's area) this zone belongs to.")
+    capacity: int = Field(ge=0, description="People the zone holds comfortably (seats in a waiting area).")
+    polygon: list[Point] = Field(min_length=3, description="Vertices, x and y relative to the frame (0..1).")
+
+
+class Camera(Strict):
+    """One camera: where its frames come from, how often to detect, and its zones."""
+
+    id: Id
+    name: str = ""
+    source: str = Field(min_length=1, description="rtsp://, http(s)://, a file path (relative to the site "
+                        "file), sample://NAME for the demo footage, or usb://INDEX.")
+    detect_fps: float = Field(5.0, gt=0, le=60, description="Detections per second; frames between are skipped.")
+    frame_size: tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]] | None = Field(
+        None, description="Expected width and height; taken from the stream when absent.")
+    loop: bool = Field(False, description="Restart a file source at its end (demo and soak tests).")
+    zones: list[Zone] = Field(default_factory=list)
+    masks: list[Mask] = Field(default_factory=list)
+
+
+class DetectorSettings(Strict):
+    """Detector choices for the whole site; the command line may override them."""
+
+    model: str | None = None
+    confidence: float | None = Field(None, gt=0, lt=1)
+    threads: int = Field(0, ge=0)
+
+
+class SmoothingSettings(Strict):
+    """How the published count follows the raw count: slow to believe a blip, quick to follow a change."""
+
+    enter_s: float = Field(0.3, ge=0, le=10, description="A higher count must hold this long to be published.")
+    exit_s: float = Field(0.6, ge=0, le=30, description="A lower count must hold this long (bridges occlusion).")
+
+
+class Site(Strict):
+    """A hall: its cameras with their zones, and settings shared by the edge box."""
+
+    id: Id
+    name: str = Field(min_length=1)
+    timezone: str = "UTC"
+    detector: DetectorSettings = DetectorSettings()
+    smoothing: SmoothingSettings = SmoothingSettings()
+    cameras: list[Camera] = Field(min_length=1)
+    source_file: Path | None = Field(None, exclude=True)
+
+    def camera(self, camera_id: str) -> Camera:
+        for cam in self.cameras:
+            if cam.id == camera_id:
+                return cam
+        raise KeyError(f"site {self.id} has no camera {camera_id!r} (cameras: "
+                       f"{', '.join(c.id for c in self.cameras)})")
+
+    def resolve_source(self, camera: Camera) -> str:
+        """A camera source with a relative file path made relative to the site file's folder."""
+        src = camera.source
+        if "://" in src or Path(src).is_absolute() or self.source_file is None:
+            return src
+        return str((self.source_file.parent / src).resolve())
+
+
+class SiteError(ValueError):
+    """Every problem found in a site file, each as 'file:line: field: message'."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid site file:\n  " + "\n  ".join(problems))
+
+
+def _line_of(doc: Any, loc: tuple) -> int:
+    """The 1-based line of the deepest node of ``loc`` that exists in the parsed YAML."""
+    node, line = doc, 1
+    for key in loc:
+        lc = getattr(node, "lc", None)
+        try:
+            if lc is not None:
+                line = (lc.key(key) if isinstance(key, str) else lc.item(key))[0] + 1
+            node = node[key]
+        except (KeyError, IndexError, TypeError, AttributeError):
+            break
+    return line
+
+
+def _field(loc: tuple) -> str:
+    out = ""
+    for key in loc:
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
+    return out or "(top level)"
+
+
+def _geometry_problems(site: Site) -> list[tuple[tuple, str]]:
+    """Checks that need the whole site: unique ids and polygons that make sense as areas."""
+    problems: list[tuple[tuple, str]] = []
+
+    def unique(items: list, where: tuple, what: str) -> None:
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            if item.id in seen:
+                problems.append((where + (i, "id"), f"duplicate {what} id {item.id!r}"))
+            seen.add(item.id)
+
+    unique(site.cameras, ("cameras",), "camera")
+    for c, cam in enumerate(site.cameras):
+        unique(cam.zones, ("cameras", c, "zones"), "zone")
+        unique(cam.masks, ("cameras", c, "masks"), "mask")
+        for kind, shapes in (("zones", cam.zones), ("masks", cam.masks)):
+            for i, shape in enumerate(shapes):
+                poly = Polygon(shape.polygon)
+                if not poly.is_valid:
+                    problems.append(((("cameras", c, kind, i, "polygon")),
+                                     f"polygon is not a simple area ({explain_validity(poly)}); "
+                                     "order the points around its edge so that no two edges cross"))
+                elif poly.area < 1e-6:
+                    problems.append(((("cameras", c, kind, i, "polygon")), "polygon has no area"))
+    return problems
+
+
+def parse_site(text: str, filename: str = "<site>") -> Site:
+    """Validate site YAML text; raise SiteError with every problem located."""
+    try:
+        doc = YAML(typ="rt").load(io.StringIO(text))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise SiteError([f"{filename}:{line}: YAML syntax: {exc.problem or exc}"]) from None
+    if not isinstance(doc, dict):
+        raise SiteError([f"{filename}:1: (top level): expected a mapping with id, name and cameras"])
+    try:
+        site = Site.model_validate(doc)
+    except ValidationError as exc:
+        raise SiteError([f"{filename}:{_line_of(doc, e['loc'])}: {_field(e['loc'])}: {e['msg']}"
+                         for e in exc.errors()]) from None
+    problems = _geometry_problems(site)
+    if problems:
+        raise SiteError([f"{filename}:{_line_of(doc, loc)}: {_field(loc)}: {msg}" for loc, msg in problems])
+    return site
+
+
+def load_site(path: str | Path) -> Site:
+    """Load and validate a site file; raise SiteError (never a half-valid site)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SiteError([f"{path}: cannot read site file: {exc.strerror}"]) from None
+    return parse_site(text, str(path)).model_copy(update={"source_file": path.resolve()})

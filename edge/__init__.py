@@ -1,0 +1,1 @@
+"""The edge box: cameras in, person detections, per-zone occupancy out."""

@@ -1,0 +1,126 @@
+"""Edge commands: count people per zone in footage, and measure how right the counts are."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from calibration.site import Camera, Site, SiteError, SmoothingSettings, load_site
+from edge.counting import CameraCounter
+from edge.detector import Detector, DetectorConfig
+from edge.evaluation import GroundTruthError, evaluate
+from edge.samples import SampleError, resolve_sample
+from edge.video import VideoError, open_video, read_frames
+from models import ModelError
+
+USER_ERRORS = (SiteError, ModelError, VideoError, GroundTruthError, SampleError)
+
+
+def fail(exc: Exception) -> None:
+    """Print a user error without a traceback and exit non-zero."""
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(2)
+
+
+def detector_config(site: Site | None, model: str | None, confidence: float | None, threads: int | None,
+                    model_dir: str | None) -> DetectorConfig:
+    """Command line over site file over built-in defaults."""
+    base = DetectorConfig()
+    settings = site.detector if site else None
+    return DetectorConfig(
+        model=model or (settings.model if settings and settings.model else base.model),
+        model_dir=model_dir,
+        confidence=confidence or (settings.confidence if settings and settings.confidence else base.confidence),
+        threads=threads if threads is not None else (settings.threads if settings else base.threads),
+    )
+
+
+def camera_of(site: Site | None, camera_id: str | None) -> Camera | None:
+    if site is None:
+        return None
+    if camera_id is None:
+        if len(site.cameras) > 1:
+            raise SiteError([f"site {site.id} has several cameras; name one with --camera "
+                             f"({', '.join(c.id for c in site.cameras)})"])
+        return site.cameras[0]
+    try:
+        return site.camera(camera_id)
+    except KeyError as exc:
+        raise SiteError([str(exc.args[0])]) from None
+
+
+def detector_options(fn):
+    """The options every detecting command shares."""
+    for option in reversed([
+        click.option("--model", help="Model name from the registry or an .onnx path."),
+        click.option("--model-dir", envvar="HALLGRID_MODEL_DIR", help="Folder searched first for model files."),
+        click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True)),
+        click.option("--threads", type=click.IntRange(0), help="onnxruntime threads (0: all cores)."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def build_counter(site_path: str | None, camera_id: str | None, model, model_dir, confidence, threads
+                  ) -> tuple[Site | None, Camera | None, CameraCounter]:
+    site = load_site(site_path) if site_path else None
+    camera = camera_of(site, camera_id)
+    detector = Detector(detector_config(site, model, confidence, threads, model_dir))
+    return site, camera, CameraCounter(detector, camera, site.smoothing if site else SmoothingSettings())
+
+
+@click.command()
+@click.argument("video")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False), help="Site file (zones); default: whole frame.")
+@click.option("--camera", "camera_id", help="Camera of the site whose zones apply.")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Write per-frame counts as CSV.")
+@click.option("--detect-fps", type=click.FloatRange(0, min_open=True), help="Detect at this rate (default: every frame).")
+@detector_options
+def count(video, site_path, camera_id, out, detect_fps, model, model_dir, confidence, threads):
+    """Count people per zone in every frame of VIDEO (raw and smoothed)."""
+    try:
+        site, _, counter = build_counter(site_path, camera_id, model, model_dir, confidence, threads)
+        video = resolve_sample(video)
+        _, info = open_video(video)
+        total = int(info.frames * min(1.0, (detect_fps or info.fps) / info.fps)) or None
+        writer, fh = None, None
+        if out:
+            fh = Path(out).open("w", newline="", encoding="utf-8")
+            writer = csv.writer(fh)
+            writer.writerow(["frame", "ts", "zone", "raw", "count"])
+        with tqdm(total=total, unit="frame", desc="count", file=sys.stderr) as bar:
+            for index, ts, frame in read_frames(video, detect_fps):
+                result = counter.process(frame, ts)
+                for zone in counter.zones.zone_ids:
+                    if writer:
+                        writer.writerow([index, f"{ts:.3f}", zone, result.raw[zone], result.smoothed[zone]])
+                bar.set_postfix_str(" ".join(f"{z}={n}" for z, n in result.smoothed.items()), refresh=False)
+                bar.update()
+        if fh:
+            fh.close()
+    except USER_ERRORS as exc:
+        fail(exc)
+
+
+@click.command(name="eval")
+@click.argument("video")
+@click.option("--gt", "gt_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="MOTChallenge ground truth (frame,id,left,top,width,height,...).")
+@click.option("--gt-frame-offset", default=1, show_default=True,
+              help="Ground-truth frame number of video frame 0.")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False), help="Site file; default: whole frame.")
+@click.option("--camera", "camera_id")
+@click.option("--progress/--no-progress", default=False)
+@detector_options
+def eval_cmd(video, gt_path, gt_frame_offset, site_path, camera_id, progress, model, model_dir, confidence, threads):
+    """Measure counting accuracy on VIDEO against ground truth; prints one JSON line."""
+    try:
+        _, _, counter = build_counter(site_path, camera_id, model, model_dir, confidence, threads)
+        click.echo(json.dumps(evaluate(counter, resolve_sample(video), gt_path, gt_frame_offset, progress)))
+    except USER_ERRORS as exc:
+        fail(exc)

@@ -1,0 +1,187 @@
+"""Person detection with onnxruntime for YOLOX and Ultralytics (YOLOv5/v8/11) ONNX exports.
+
+The family is recognised from the model itself (its metadata and output shape),
+never from its file name, because installers rename files. Each family gets the
+letterbox it was trained with: YOLOX pads bottom/right with 114 and feeds BGR
+0..255; Ultralytics centres the image, pads with 114 and feeds RGB 0..1.
+Getting this wrong costs recall silently, so it is tested on real photos.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from edge.detections import Detections
+from models import DEFAULT_MODEL, ModelError, resolve_model
+
+PERSON = 0  # COCO class id
+YOLOX_STRIDES = (8, 16, 32)
+
+
+class Family(str, Enum):
+    YOLOX = "yolox"  # raw grid output (N, 5 + classes), decoded here
+    ULTRALYTICS = "ultralytics"  # YOLOv8/11: (4 + classes, N), boxes decoded, no objectness
+    YOLOV5 = "yolov5"  # (N, 5 + classes), boxes decoded, with objectness
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """What the edge box needs to know to detect people; all of it comes from the site or the command line."""
+
+    model: str = DEFAULT_MODEL
+    model_dir: str | None = None
+    confidence: float = 0.45
+    iou: float = 0.45
+    threads: int = 0  # 0: onnxruntime's default (all cores it is given)
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How a frame was fitted into the model input, so that boxes can be mapped back."""
+
+    scale: float
+    pad_x: float
+    pad_y: float
+    width: int
+    height: int
+
+
+def _yolox_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    grids, strides = [], []
+    for stride in YOLOX_STRIDES:
+        n = size // stride
+        ys, xs = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+        grids.append(np.stack([xs.ravel(), ys.ravel()], 1))
+        strides.append(np.full(n * n, stride))
+    return np.concatenate(grids).astype(np.float32), np.concatenate(strides).astype(np.float32)
+
+
+def recognise_family(output_shape: list, input_size: int, metadata: dict[str, str]) -> Family:
+    """Tell the export family from the output layout and Ultralytics' metadata."""
+    _, a, b = output_shape
+    yolox_anchors = sum((input_size // s) ** 2 for s in YOLOX_STRIDES)
+    if "ultralytics" in metadata.get("author", "").lower():
+        return Family.YOLOV5 if b == 85 or (isinstance(a, int) and isinstance(b, int) and a > b and b < 100) \
+            else Family.ULTRALYTICS
+    if b == 85 and a == yolox_anchors:
+        return Family.YOLOX
+    if b == 85 and a == 3 * yolox_anchors:
+        return Family.YOLOV5
+    if a == 84 and isinstance(b, int) and b > a:
+        return Family.ULTRALYTICS
+    raise ModelError(f"unrecognised detector output shape {output_shape}: expected YOLOX (1, {yolox_anchors}, 85) "
+                     "or an Ultralytics export (1, 84, N) / (1, N, 85)")
+
+
+class Detector:
+    """Finds people in BGR frames.
+
+    >>> det = Detector(DetectorConfig(model="yolox_nano_320"))    # doctest: +SKIP
+    >>> det(cv2.imread("bus.jpg")).xyxy.shape                      # doctest: +SKIP
+    (4, 4)
+    """
+
+    def __init__(self, config: DetectorConfig = DetectorConfig()):
+        self.config = config
+        self.model = resolve_model(config.model, config.model_dir)
+        self.session = self._open(self.model.path, config.threads)
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        meta = dict(self.session.get_modelmeta().custom_metadata_map or {})
+        self.size = self._input_size(inp.shape, meta)
+        self.family = recognise_family(self.session.get_outputs()[0].shape, self.size, meta)
+        if self.family is Family.YOLOX:
+            self._grid, self._strides = _yolox_grid(self.size)
+
+    @staticmethod
+    def _open(path: Path, threads: int) -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises several unrelated types for a bad file
+            raise ModelError(f"model file {path} cannot be loaded by onnxruntime (corrupt, truncated or "
+                             f"not an ONNX model): {str(exc).splitlines()[0][:200]}") from exc
+
+    def _input_size(self, shape: list, meta: dict[str, str]) -> int:
+        if len(shape) == 4 and isinstance(shape[2], int) and shape[2] == shape[3]:
+            return shape[2]
+        if "imgsz" in meta:
+            return int(ast.literal_eval(meta["imgsz"])[0])
+        if self.model.spec:
+            return self.model.spec.input
+        raise ModelError(f"model {self.model.path} has a dynamic input size and no imgsz metadata")
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        """Letterbox a BGR frame into the model's NCHW float32 input."""
+        h, w = frame.shape[:2]
+        s = self.size
+        r = min(s / h, s / w)
+        if self.family is Family.YOLOX:
+            nw, nh = int(w * r), int(h * r)
+            top, left = 0, 0
+        else:
+            nw, nh = round(w * r), round(h * r)
+            dw, dh = (s - nw) / 2, (s - nh) / 2
+            top, left = round(dh - 0.1), round(dw - 0.1)
+        resized = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nw, nh) != (w, h) else frame
+        padded = np.full((s, s, 3), 114, np.uint8)
+        padded[top:top + nh, left:left + nw] = resized
+        blob = np.empty((1, 3, s, s), np.float32)
+        if self.family is Family.YOLOX:  # BGR, 0..255
+            np.copyto(blob[0], padded.transpose(2, 0, 1))
+        else:  # RGB, 0..1
+            np.multiply(padded[:, :, ::-1].transpose(2, 0, 1), np.float32(1 / 255), out=blob[0])
+        return blob, Letterbox(r, left, top, w, h)
+
+    def infer(self, blob: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: blob})[0]
+
+    def postprocess(self, output: np.ndarray, box: Letterbox) -> Detections:
+        """Decode person boxes above the confidence threshold, map them to frame pixels, apply NMS."""
+        conf = self.config.confidence
+        if self.family is Family.YOLOX:
+            out = output[0]
+            scores = out[:, 4] * out[:, 5 + PERSON]
+            keep = np.flatnonzero(scores > conf)
+            raw, stride = out[keep], self._strides[keep, None]
+            centre = (raw[:, :2] + self._grid[keep]) * stride
+            size = np.exp(raw[:, 2:4]) * stride
+        elif self.family is Family.YOLOV5:
+            out = output[0]
+            scores = out[:, 4] * out[:, 5 + PERSON]
+            keep = np.flatnonzero(scores > conf)
+            centre, size = out[keep, :2], out[keep, 2:4]
+        else:
+            out = output[0]
+            scores = out[4 + PERSON]
+            keep = np.flatnonzero(scores > conf)
+            centre, size = out[:2, keep].T, out[2:4, keep].T
+        scores = scores[keep].astype(np.float32)
+        if not len(keep):
+            return Detections()
+        xy0 = (centre - size / 2 - (box.pad_x, box.pad_y)) / box.scale
+        wh = size / box.scale
+        picked = cv2.dnn.NMSBoxes(np.concatenate([xy0, wh], 1).tolist(), scores.tolist(), conf, self.config.iou)
+        picked = np.asarray(picked, dtype=np.int64).reshape(-1)
+        xyxy = np.concatenate([xy0[picked], xy0[picked] + wh[picked]], 1)
+        np.clip(xyxy, 0, (box.width, box.height, box.width, box.height), out=xyxy)
+        return Detections(xyxy.astype(np.float32), scores[picked])
+
+    def __call__(self, frame: np.ndarray) -> Detections:
+        blob, box = self.preprocess(frame)
+        return self.postprocess(self.infer(blob), box)

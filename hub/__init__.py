@@ -1,0 +1,1 @@
+"""The hub: fuses every edge box's occupancy with the hall's ticket events into staffing alerts."""
