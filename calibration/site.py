@@ -94,6 +94,49 @@ class SmoothingSettings(Strict):
     exit_s: float = Field(0.6, ge=0, le=30, description="A lower count must hold this long (bridges occlusion).")
 
 
+class Service(Strict):
+    """A ticket service category (billing, new line, VIP...) and the waiting zones its customers sit in.
+
+    The hub needs the mapping to tell how many people wait for which service.
+    """
+
+    id: Id
+    name: str = ""
+    waiting_zones: list[Id] = Field(default_factory=list, description="Zone ids where its ticket holders wait.")
+    vip: bool = Field(False, description="Priority customers: a short wait already raises an alert.")
+
+
+class Counter(Strict):
+    """A staffed service point: which services it can serve and the zone where its clerk stands."""
+
+    id: Id
+    name: str = ""
+    services: list[Id] = Field(default_factory=list, description="Service ids this counter can serve.")
+    zone: Id | None = Field(None, description="Counter zone id; empty while tickets are called = staff missing.")
+
+
+class RuleSettings(Strict):
+    """The hub's alert thresholds for this hall; defaults follow the halls' service standards (5 min wait)."""
+
+    max_wait_s: float = Field(300.0, gt=0, description="Predicted wait of a new ticket that raises an alert.")
+    wait_clear_ratio: float = Field(0.8, gt=0, le=1, description="Clear when below this share of the limit.")
+    service_time_prior_s: float = Field(180.0, gt=0, description="Service time assumed before any is measured.")
+    arrival_window_s: float = Field(1800.0, gt=0, description="Window over which the arrival rate is counted.")
+    capacity_clear_ratio: float = Field(0.85, gt=0, le=1, description="Over-capacity clears below this share.")
+    entrance_dwell_s: float = Field(60.0, ge=0, description="Time a ticket-taking customer spends at the "
+                                    "entrance/kiosk; arrivals x dwell is the crowd the ticket flow explains.")
+    entrance_excess: int = Field(5, ge=1, description="People beyond the explained crowd that raise an alert.")
+    called_grace_s: float = Field(60.0, ge=0, description="A called ticket with nobody at its counter this "
+                                  "long = staff missing.")
+    vip_max_wait_s: float = Field(120.0, gt=0)
+    camera_stale_s: float = Field(120.0, gt=0, description="No occupancy from a camera this long = stale.")
+    ticket_stale_s: float = Field(1800.0, gt=0, description="No ticket event this long while counters are "
+                                  "open = ticket feed silent.")
+    min_duration_s: float = Field(60.0, ge=0, description="A condition must hold this long before it raises.")
+    cooldown_s: float = Field(300.0, ge=0, description="After a resolve, the same condition waits this long.")
+    escalate_after_s: float = Field(300.0, gt=0, description="Unacknowledged this long: one level up.")
+
+
 class Site(Strict):
     """A hall: its cameras with their zones, and settings shared by the edge box."""
 
@@ -103,6 +146,9 @@ class Site(Strict):
     detector: DetectorSettings = DetectorSettings()
     smoothing: SmoothingSettings = SmoothingSettings()
     cameras: list[Camera] = Field(min_length=1)
+    services: list[Service] = Field(default_factory=list, description="Ticket services (hub).")
+    counters: list[Counter] = Field(default_factory=list, description="Service points (hub).")
+    rules: RuleSettings = RuleSettings()
     source_file: Path | None = Field(None, exclude=True)
 
     def camera(self, camera_id: str) -> Camera:
@@ -161,6 +207,20 @@ def _geometry_problems(site: Site) -> list[tuple[tuple, str]]:
             seen.add(item.id)
 
     unique(site.cameras, ("cameras",), "camera")
+    unique(site.services, ("services",), "service")
+    unique(site.counters, ("counters",), "counter")
+    zone_ids = {z.id for cam in site.cameras for z in cam.zones}
+    service_ids = {s.id for s in site.services}
+    for i, svc in enumerate(site.services):
+        for j, zid in enumerate(svc.waiting_zones):
+            if zid not in zone_ids:
+                problems.append((("services", i, "waiting_zones", j), f"no zone {zid!r} in any camera"))
+    for i, ctr in enumerate(site.counters):
+        for j, sid in enumerate(ctr.services):
+            if sid not in service_ids:
+                problems.append((("counters", i, "services", j), f"no service {sid!r}"))
+        if ctr.zone is not None and ctr.zone not in zone_ids:
+            problems.append((("counters", i, "zone"), f"no zone {ctr.zone!r} in any camera"))
     for c, cam in enumerate(site.cameras):
         unique(cam.zones, ("cameras", c, "zones"), "zone")
         unique(cam.masks, ("cameras", c, "masks"), "mask")

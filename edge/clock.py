@@ -10,12 +10,18 @@ class Clock(Protocol):
     def now(self) -> float:
         """Seconds since the epoch (UTC)."""
 
+    def monotonic(self) -> float:
+        """Seconds on a clock that never jumps (for rates, timeouts and pacing)."""
+
 
 class SystemClock:
     """Wall-clock time for live cameras."""
 
     def now(self) -> float:
         return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
 
 class ManualClock:
@@ -25,6 +31,9 @@ class ManualClock:
         self._t = start
 
     def now(self) -> float:
+        return self._t
+
+    def monotonic(self) -> float:
         return self._t
 
     def set(self, t: float) -> None:

@@ -28,17 +28,24 @@ class CountSmoother:
         self.value: int | None = None
 
     def _window(self, now: float, span: float) -> list[int] | None:
-        """Raw counts seen in the last ``span`` seconds, or None if history does not reach that far back."""
-        if self._history[0][0] > now - span + 1e-9:
+        """Raw counts that were in force during the last ``span`` seconds (each holds until the next).
+
+        That is the samples since the last one taken at or before ``now - span``; None while the
+        history does not reach back that far. At a low detect rate this makes a single sample
+        never enough to change the count, whatever the delays.
+        """
+        start = now - span + 1e-9
+        if self._history[0][0] > start:
             return None
-        return [n for t, n in self._history if t >= now - span - 1e-9]
+        first = max(i for i, (t, _) in enumerate(self._history) if t <= start)
+        return [n for _, n in list(self._history)[first:]]
 
     def update(self, raw: int, now: float) -> int:
         if self._history and now < self._history[-1][0]:
             self._history.clear()  # time went backwards (a looped file, a replaced clock): start afresh
         self._history.append((now, raw))
-        horizon = now - max(self.enter_s, self.exit_s)
-        while len(self._history) > 1 and self._history[1][0] <= horizon + 1e-9:
+        horizon = now - max(self.enter_s, self.exit_s) + 1e-9
+        while len(self._history) > 1 and self._history[1][0] <= horizon:
             self._history.popleft()
         if self.value is None:
             self.value = raw

@@ -1,0 +1,108 @@
+"""Store and forward: every occupancy message is on disk before it is published, until the broker has it.
+
+The outbox, not paho's memory, is the source of truth: a broker outage or an
+edge restart loses nothing, and a single sender per camera publishes the oldest
+rows in order so the retained value ends on the latest count. It also keeps
+each camera's ``seq`` so that numbering survives restarts. It is bounded: when
+full, the oldest rows are dropped and counted (reported in status), because a
+week-old count is worth less than the disk it fills.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    camera TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_camera ON messages (camera, id);
+CREATE TABLE IF NOT EXISTS seqs (camera TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    camera: str
+    topic: str
+    payload: str
+
+
+class Outbox:
+    """A bounded, thread-safe SQLite queue of messages waiting for the broker's acknowledgement."""
+
+    def __init__(self, path: str | Path, max_rows: int = 100_000):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.max_rows = max_rows
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def add(self, camera: str, build) -> OutboxRow:
+        """Take the camera's next seq, build the message with it and store it, in one transaction.
+
+        ``build(seq) -> (topic, payload)``. Taking the seq and storing the
+        message together is what keeps seq gap-free and strictly increasing
+        across crashes.
+        """
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute("SELECT seq FROM seqs WHERE camera = ?", (camera,)).fetchone()
+            seq = (row[0] + 1) if row else 1
+            topic, payload = build(seq)
+            self._db.execute("INSERT INTO seqs (camera, seq) VALUES (?, ?) "
+                             "ON CONFLICT(camera) DO UPDATE SET seq = excluded.seq", (camera, seq))
+            cur = self._db.execute("INSERT INTO messages (camera, topic, payload) VALUES (?, ?, ?)",
+                                   (camera, topic, payload))
+            rid = cur.lastrowid
+            depth = self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+            if depth > self.max_rows:
+                excess = depth - self.max_rows
+                self._db.execute("DELETE FROM messages WHERE id IN (SELECT id FROM messages ORDER BY id LIMIT ?)",
+                                 (excess,))
+                self._db.execute("INSERT INTO counters (name, value) VALUES ('dropped', ?) "
+                                 "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (excess,))
+            return OutboxRow(rid, camera, topic, payload)
+
+    def oldest(self, camera: str, limit: int, exclude: set[int] = frozenset()) -> list[OutboxRow]:
+        """The camera's oldest unacknowledged rows, skipping those already handed to the MQTT client."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, camera, topic, payload FROM messages WHERE camera = ? "
+                                    "ORDER BY id LIMIT ?", (camera, limit + len(exclude))).fetchall()
+        return [OutboxRow(*r) for r in rows if r[0] not in exclude][:limit]
+
+    def ack(self, row_id: int) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM messages WHERE id = ?", (row_id,))
+
+    def depth(self, camera: str | None = None) -> int:
+        with self._lock:
+            if camera is None:
+                return self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+            return self._db.execute("SELECT COUNT(*) FROM messages WHERE camera = ?", (camera,)).fetchone()[0]
+
+    def dropped(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()
+        return row[0] if row else 0
+
+    def last_seq(self, camera: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT seq FROM seqs WHERE camera = ?", (camera,)).fetchone()
+        return row[0] if row else 0
