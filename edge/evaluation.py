@@ -91,7 +91,7 @@ class CountingScore:
 
 
 def evaluate(counter: "CameraCounter", video: str | Path, gt_path: str | Path, frame_offset: int = 1,
-             progress: bool = False) -> dict:
+             progress: bool = False, max_frames: int | None = None) -> dict:
     """Count every frame of ``video`` and score it against ``gt_path``; returns the summary with ``fps``.
 
     ``fps`` is the whole pipeline's rate (decode, detect, count), without the scoring.
@@ -109,8 +109,10 @@ def evaluate(counter: "CameraCounter", video: str | Path, gt_path: str | Path, f
     busy = 0.0
     frames = read_frames(video)
     started = time.perf_counter()
-    for index, ts, frame in tqdm(frames, total=info.frames or None, disable=not progress, unit="frame",
-                                 desc="eval"):
+    total = min(info.frames, max_frames or info.frames) or None
+    for index, ts, frame in tqdm(frames, total=total, disable=not progress, unit="frame", desc="eval"):
+        if max_frames is not None and index >= max_frames:
+            break
         h, w = frame.shape[:2]
         result = counter.process(frame, ts)
         busy += time.perf_counter() - started

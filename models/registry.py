@@ -20,6 +20,7 @@ from ruamel.yaml import YAML
 DEFAULT_MODEL = "yolox_nano_320"
 MANIFEST_PATH = Path(__file__).with_name("manifest.yaml")
 ENV_MODEL_DIR = "HALLGRID_MODEL_DIR"
+USER_MANIFEST = "manifest.yaml"
 
 
 class ModelError(RuntimeError):
@@ -54,9 +55,21 @@ class ResolvedModel:
         return self.spec.name if self.spec else self.path.stem
 
 
-def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, ModelSpec]:
+def _read_manifest(path: Path) -> dict[str, ModelSpec]:
     data = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
-    return {entry["name"]: ModelSpec(**entry) for entry in data.get("models", [])}
+    try:
+        return {entry["name"]: ModelSpec(**entry) for entry in data.get("models", [])}
+    except (TypeError, KeyError) as exc:
+        raise ModelError(f"model manifest {path} has a malformed entry: {exc}") from None
+
+
+def load_manifest(model_dir: Path | str | None = None) -> dict[str, ModelSpec]:
+    """The shipped manifest plus the ``manifest.yaml`` of each model folder (models the user exported)."""
+    manifest = _read_manifest(MANIFEST_PATH)
+    for folder in search_dirs(model_dir):
+        if (folder / USER_MANIFEST).is_file():
+            manifest.update(_read_manifest(folder / USER_MANIFEST))
+    return manifest
 
 
 def cache_dir() -> Path:
@@ -104,7 +117,7 @@ def resolve_model(name_or_path: str | Path = DEFAULT_MODEL, model_dir: Path | st
 
     Raises ModelError naming every folder searched when the file is nowhere and cannot be fetched.
     """
-    manifest = load_manifest()
+    manifest = load_manifest(model_dir)
     as_path = Path(name_or_path)
     if str(name_or_path) not in manifest:
         if as_path.suffix == ".onnx" or as_path.exists():
@@ -132,7 +145,7 @@ def resolve_model(name_or_path: str | Path = DEFAULT_MODEL, model_dir: Path | st
 
 def list_models(model_dir: Path | str | None = None) -> list[tuple[ModelSpec | None, Path | None, bool]]:
     """Every manifest model with the file found for it (or None), plus unlisted .onnx files in the folders."""
-    manifest = load_manifest()
+    manifest = load_manifest(model_dir)
     dirs = search_dirs(model_dir)
     rows: list[tuple[ModelSpec | None, Path | None, bool]] = []
     known_files = {s.file for s in manifest.values()}
@@ -142,5 +155,6 @@ def list_models(model_dir: Path | str | None = None) -> list[tuple[ModelSpec | N
     for folder in dirs:
         for path in sorted(folder.glob("*.onnx")) if folder.is_dir() else []:
             if path.name not in known_files:
+                known_files.add(path.name)
                 rows.append((None, path, False))
     return rows
