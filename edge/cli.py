@@ -124,3 +124,78 @@ def eval_cmd(video, gt_path, gt_frame_offset, site_path, camera_id, progress, mo
         click.echo(json.dumps(evaluate(counter, resolve_sample(video), gt_path, gt_frame_offset, progress)))
     except USER_ERRORS as exc:
         fail(exc)
+
+
+def default_outbox(site_id: str) -> Path:
+    """Where the outbox lives unless told: the user's state folder (a volume in the Docker image)."""
+    import os
+
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "hallgrid" / f"outbox-{site_id}.db"
+
+
+@click.command(name="edge")
+@click.option("--site", "site_path", required=True, type=click.Path(dir_okay=False), envvar="HALLGRID_SITE",
+              help="Site file: cameras, zones, detector settings.")
+@click.option("--camera", "camera_ids", multiple=True, help="Serve only these cameras (repeatable; default: all).")
+@click.option("--mqtt", "mqtt_url", default="mqtt://127.0.0.1:1883", show_default=True, envvar="HALLGRID_MQTT",
+              help="Broker: mqtt://[user:pass@]host[:port] or mqtts://... for TLS.")
+@click.option("--ca", "ca_file", type=click.Path(exists=True, dir_okay=False), help="CA certificate for mqtts://.")
+@click.option("--outbox", "outbox_path", type=click.Path(dir_okay=False), envvar="HALLGRID_OUTBOX",
+              help="SQLite store-and-forward file (default: ~/.local/state/hallgrid/outbox-SITE.db).")
+@click.option("--outbox-max", default=100_000, show_default=True, type=click.IntRange(1),
+              help="Messages kept while the broker is away; the oldest are dropped beyond.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus /metrics on this port.")
+@click.option("--prefix", default="hallgrid", show_default=True, help="MQTT topic prefix.")
+@click.option("--heartbeat", default=10.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds between re-sends of an unchanged count (and status).")
+@click.option("--stall", "stall_s", default=3.0, show_default=True, type=click.FloatRange(0.5),
+              help="Seconds without frames before a camera is reported camera_lost.")
+@click.option("--discovery/--no-discovery", default=False, show_default=True,
+              help="Announce zones to Home Assistant (MQTT discovery).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1),
+              help="Detector threads taking frames round-robin (each uses --threads cores).")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@detector_options
+def edge_cmd(site_path, camera_ids, mqtt_url, ca_file, outbox_path, outbox_max, metrics_port, prefix, heartbeat,
+             stall_s, discovery, workers, log_level, model, model_dir, confidence, threads):
+    """Serve a site's cameras: count people per zone and publish occupancy over MQTT until stopped."""
+    import logging
+    import signal
+
+    from edge.mqtt_url import BrokerUrlError, parse_broker_url
+    from edge.service import EdgeConfig, EdgeService
+    from edge.sources import classify
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        broker = parse_broker_url(mqtt_url, ca_file)
+        site = load_site(site_path)
+        cameras = [camera_of(site, c) for c in camera_ids] if camera_ids else list(site.cameras)
+        for cam in cameras:
+            try:
+                classify(site.resolve_source(cam), cam.loop)
+            except ValueError as exc:
+                raise SiteError([f"camera {cam.id}: {exc}"]) from None
+        config = EdgeConfig(site=site, cameras=cameras, broker=broker,
+                            detector=detector_config(site, model, confidence, threads, model_dir),
+                            outbox_path=Path(outbox_path) if outbox_path else default_outbox(site.id),
+                            prefix=prefix, heartbeat_s=heartbeat, outbox_max_rows=outbox_max,
+                            discovery=discovery, stall_s=stall_s, workers=workers, metrics_port=metrics_port)
+        service = EdgeService(config)
+    except (*USER_ERRORS, BrokerUrlError) as exc:
+        fail(exc)
+    signal.signal(signal.SIGTERM, lambda *_: service.request_stop())
+    try:
+        service.start()
+    except OSError as exc:  # e.g. the metrics port is taken
+        fail(exc)
+    click.echo(f"edge: site {site.id}, cameras {', '.join(c.id for c in cameras)}, broker {broker.redacted()}, "
+               f"model {service.detector.name}", err=True)
+    try:
+        while not service.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    service.stop()

@@ -1,0 +1,57 @@
+"""When a zone's occupancy is published: on every change of the smoothed count, and as a heartbeat.
+
+The heartbeat lets a consumer tell "still 3 people" from "the box went quiet",
+and refreshes the retained value for late subscribers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class PublishSchedule:
+    """Per zone: the last published count and when (monotonic seconds)."""
+
+    heartbeat_s: float
+    last_count: dict[str, int] = field(default_factory=dict)
+    last_time: dict[str, float] = field(default_factory=dict)
+
+    def due(self, counts: dict[str, int], now: float) -> list[str]:
+        """Zones whose count must be published now; marks them as published.
+
+        >>> s = PublishSchedule(10)
+        >>> s.due({"a": 1, "b": 0}, 0.0), s.due({"a": 1, "b": 1}, 1.0), s.due({"a": 1, "b": 1}, 10.5)
+        (['a', 'b'], ['b'], ['a'])
+        """
+        out = []
+        for zone, n in counts.items():
+            if self.last_count.get(zone) != n or now - self.last_time.get(zone, -1e18) >= self.heartbeat_s:
+                out.append(zone)
+                self.last_count[zone] = n
+                self.last_time[zone] = now
+        return out
+
+
+@dataclass
+class RateMeter:
+    """Events per second over a sliding window (the fps shown in status and metrics)."""
+
+    window_s: float = 5.0
+    times: list[float] = field(default_factory=list)
+
+    def tick(self, now: float) -> None:
+        self.times.append(now)
+        self.trim(now)
+
+    def trim(self, now: float) -> None:
+        cut = now - self.window_s
+        while self.times and self.times[0] < cut:
+            self.times.pop(0)
+
+    def rate(self, now: float) -> float:
+        self.trim(now)
+        if len(self.times) < 2:
+            return 0.0
+        span = max(now - self.times[0], self.times[-1] - self.times[0])
+        return (len(self.times) - 1) / span if span > 0 else 0.0

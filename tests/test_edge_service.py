@@ -1,0 +1,237 @@
+"""The edge service end to end: real footage, a real Mosquitto, the real ``hallgrid edge`` process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from ruamel.yaml import YAML
+
+from edge.contract import CameraState, OccupancyMessage, StatusMessage
+from edge.outbox import Outbox
+from tests.conftest import EXAMPLE_SITE, PETS_VIDEO, REPO
+
+HALLGRID = REPO / ".venv" / "bin" / "hallgrid"
+pytestmark = pytest.mark.timeout(90)
+
+
+def write_site(path: Path, source: str, detect_fps: float = 2, loop: bool = True) -> Path:
+    """The example site's zones, with the camera reading ``source``."""
+    yaml = YAML(typ="safe")
+    site = yaml.load(EXAMPLE_SITE.read_text())
+    cam = site["cameras"][0]
+    cam.update(source=source, detect_fps=detect_fps, loop=loop)
+    with path.open("w") as fh:
+        yaml.dump(site, fh)
+    return path
+
+
+class Subscriber:
+    """A paho client that records every message under hallgrid/#, and re-subscribes after a broker restart."""
+
+    def __init__(self, port: int):
+        self.messages: list[tuple[str, bytes, float]] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-sub-{os.getpid()}-{port}")
+        self.client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)
+        self.client.on_connect = lambda c, *_: c.subscribe("hallgrid/#", qos=1)
+        self.client.on_message = self._on_message
+        self.client.connect_async("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        with self.lock:
+            self.messages.append((msg.topic, msg.payload, time.time()))
+
+    def occupancy(self) -> list[OccupancyMessage]:
+        with self.lock:
+            return [OccupancyMessage.from_json(p) for t, p, _ in self.messages if t.endswith("/occupancy")]
+
+    def statuses(self) -> list[StatusMessage]:
+        with self.lock:
+            return [StatusMessage.from_json(p) for t, p, _ in self.messages if t.endswith("/status")]
+
+    def wait_for(self, predicate, timeout: float, what: str):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = predicate()
+            if got:
+                return got
+            time.sleep(0.1)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+    def wait_state(self, state: CameraState, timeout: float, after: int = 0) -> StatusMessage:
+        return self.wait_for(lambda: next((s for s in self.statuses()[after:] if s.state is state), None),
+                             timeout, f"status {state.value}")
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class Edge:
+    """``hallgrid edge`` as a real subprocess."""
+
+    def __init__(self, tmp_path: Path, site: Path, broker_url: str, *extra: str, outbox: Path | None = None):
+        self.log = (tmp_path / f"edge-{time.monotonic_ns()}.log").open("w")
+        self.proc = subprocess.Popen(
+            [str(HALLGRID), "edge", "--site", str(site), "--mqtt", broker_url,
+             "--outbox", str(outbox or tmp_path / "outbox.db"), "--heartbeat", "1", "--stall", "1.5", *extra],
+            stdout=self.log, stderr=subprocess.STDOUT, cwd=tmp_path)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def subscriber(broker):
+    sub = Subscriber(broker.port)
+    sub.wait_for(lambda: sub.client.is_connected(), 10, "the test subscriber to connect")
+    yield sub
+    sub.close()
+
+
+@pytest.fixture
+def pets_site(tmp_path, need_footage):
+    return write_site(tmp_path / "site.yaml", str(PETS_VIDEO))
+
+
+@pytest.fixture
+def edges():
+    started: list[Edge] = []
+    yield started
+    for e in started:
+        e.stop()
+
+
+def seqs_in_order(messages: list[OccupancyMessage]) -> list[int]:
+    """Received seqs with exact re-deliveries (at-least-once) removed, keeping arrival order."""
+    seen, out = set(), []
+    for m in messages:
+        if m.seq not in seen:
+            seen.add(m.seq)
+            out.append(m.seq)
+    return out
+
+
+def test_sample_footage_publishes_occupancy_per_zone(tmp_path, broker, subscriber, pets_site, edges):
+    edges.append(Edge(tmp_path, pets_site, broker.url))
+    subscriber.wait_state(CameraState.ONLINE, 30)
+    subscriber.wait_for(lambda: len(subscriber.occupancy()) >= 12, 30, "12 occupancy messages")
+    msgs = subscriber.occupancy()
+    zones = {"entrance", "waiting-a", "waiting-b", "self-service"}
+    assert {m.zone for m in msgs} == zones
+    assert all(m.site == "demo-hall" and m.camera == "cam1" and m.v == 1 for m in msgs)
+    assert all(m.capacity in (3, 4) and 0 <= m.count <= 30 for m in msgs)
+    seqs = [m.seq for m in msgs]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), "seq strictly increasing per camera"
+    assert sum(m.count for m in msgs) > 0, "people are counted in the walkway footage"
+    status = subscriber.statuses()[-1]
+    assert status.camera == "cam1" and status.outbox_dropped == 0
+
+
+def test_broker_outage_loses_nothing_and_keeps_order(tmp_path, broker, subscriber, pets_site, edges):
+    edges.append(Edge(tmp_path, pets_site, broker.url))
+    subscriber.wait_for(lambda: len(subscriber.occupancy()) >= 6, 30, "occupancy before the outage")
+    broker.stop()
+    down_from = time.time()
+    time.sleep(5)
+    up_again = time.time()
+    broker.start()
+    before = max(m.seq for m in subscriber.occupancy())
+    subscriber.wait_for(lambda: any(m.seq > before + 25 for m in subscriber.occupancy()), 30,
+                        "the backlog and fresh counts after the broker returns")
+    msgs = subscriber.occupancy()
+    seqs = seqs_in_order(msgs)
+    assert seqs == sorted(seqs), "backlog arrives in order"
+    assert seqs == list(range(seqs[0], seqs[-1] + 1)), "no seq missing across the outage"
+    from edge.contract import parse_ts
+    during = [m for m in msgs if down_from + 0.5 < parse_ts(m.ts) < up_again - 0.5]
+    assert len(during) >= 4, "the edge kept counting while the broker was down"
+
+
+def test_sigkill_leaves_offline_and_seq_survives_restart(tmp_path, broker, subscriber, pets_site, edges):
+    edge = Edge(tmp_path, pets_site, broker.url)
+    edges.append(edge)
+    subscriber.wait_state(CameraState.ONLINE, 30)
+    subscriber.wait_for(lambda: len(subscriber.occupancy()) >= 4, 30, "occupancy")
+    gone = len(subscriber.statuses())  # taken before the kill: the will can arrive within milliseconds
+    edge.proc.kill()
+    edge.proc.wait()
+    offline = subscriber.wait_state(CameraState.OFFLINE, 10, after=gone)
+    assert "last will" in offline.detail
+    last = max(m.seq for m in subscriber.occupancy())
+    count_before = len(subscriber.occupancy())
+    edges.append(Edge(tmp_path, pets_site, broker.url))
+    subscriber.wait_state(CameraState.ONLINE, 30, after=gone)
+    subscriber.wait_for(lambda: len(subscriber.occupancy()) > count_before, 30, "occupancy after restart")
+    assert min(m.seq for m in subscriber.occupancy()[count_before:]) > last, "seq continues after a restart"
+
+
+def test_lost_camera_reports_camera_lost_and_recovers(tmp_path, broker, subscriber, edges, need_footage):
+    clip = tmp_path / "clip.avi"
+    cap = cv2.VideoCapture(str(PETS_VIDEO))
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (768, 576))
+    for _ in range(15):  # a 1.5 s clip, looped: its end comes round often
+        writer.write(cap.read()[1])
+    writer.release()
+    cap.release()
+    site = write_site(tmp_path / "site.yaml", str(clip))
+    edges.append(Edge(tmp_path, site, broker.url))
+    subscriber.wait_state(CameraState.ONLINE, 30)
+    n = len(subscriber.statuses())
+    clip.rename(tmp_path / "away.avi")
+    lost = subscriber.wait_state(CameraState.CAMERA_LOST, 10, after=n)
+    assert lost.detail
+    n = len(subscriber.statuses())
+    (tmp_path / "away.avi").rename(clip)
+    subscriber.wait_state(CameraState.ONLINE, 15, after=n)
+    seen = len(subscriber.occupancy())
+    subscriber.wait_for(lambda: len(subscriber.occupancy()) > seen, 10, "counts again after recovery")
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--mqtt", "http://127.0.0.1:1883"], "broker URL"),
+    (["--mqtt", "mqtt://127.0.0.1:notaport"], "broker URL"),
+    (["--mqtt", "mqtt://"], "no host"),
+])
+def test_malformed_broker_url_is_a_clear_error(tmp_path, pets_site, args, expected):
+    got = subprocess.run([str(HALLGRID), "edge", "--site", str(pets_site), *args], capture_output=True, text=True,
+                         timeout=60)
+    assert got.returncode != 0
+    assert expected in got.stderr and "Traceback" not in got.stderr
+
+
+def test_malformed_site_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: demo hall\nname: x\ncameras:\n  - id: cam1\n    source: a.avi\n    detect_fps: -1\n")
+    got = subprocess.run([str(HALLGRID), "edge", "--site", str(bad), "--mqtt", "mqtt://127.0.0.1:1"],
+                         capture_output=True, text=True, timeout=60)
+    assert got.returncode != 0
+    assert "invalid site file" in got.stderr and "detect_fps" in got.stderr and "Traceback" not in got.stderr
+
+
+def test_outbox_is_bounded_and_keeps_seq(tmp_path):
+    box = Outbox(tmp_path / "o.db", max_rows=3)
+    for _ in range(5):
+        box.add("cam1", lambda seq: ("t", str(seq)))
+    assert [r.payload for r in box.oldest("cam1", 10)] == ["3", "4", "5"]
+    assert box.dropped() == 2 and box.depth() == 3
+    box.close()
+    again = Outbox(tmp_path / "o.db", max_rows=3)
+    assert again.add("cam1", lambda seq: ("t", str(seq))).payload == "6"
+    assert again.dropped() == 3
