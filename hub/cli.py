@@ -11,9 +11,11 @@ from importlib.resources import files
 
 import click
 
-from edge.cli import USER_ERRORS, build_counter, count, eval_cmd, fail
+from edge.cli import USER_ERRORS, build_counter, count, edge_cmd, eval_cmd, fail
+from edge.models_cli import models_group
 from edge.samples import resolve_sample
 from edge.video import read_frames
+from hub.service import hub_command
 
 EXAMPLE_SITE = files("calibration") / "examples" / "pets09-s2l1.yaml"
 
@@ -25,6 +27,9 @@ def cli() -> None:
 
 cli.add_command(count)
 cli.add_command(eval_cmd)
+cli.add_command(hub_command)
+cli.add_command(edge_cmd)
+cli.add_command(models_group)
 
 
 @cli.command()

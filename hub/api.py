@@ -1,0 +1,136 @@
+"""The hub's HTTP API (FastAPI): live zones and queues, alerts with acknowledge/resolve, ticket intake, SSE.
+
+FastAPI gives validation and the OpenAPI document (``/openapi.json``, ``/docs``)
+for free; the handlers only call ``Hub`` methods, which hold the lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterable, Literal
+
+from fastapi import Body, FastAPI, HTTPException, Query, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import BaseModel, Field
+
+from hub.tickets import TicketError, parse
+
+TICKET_EXAMPLE = {"event": "issued", "ticket": "A001", "service": "billing", "ts": "2026-11-23T08:00:00.000Z"}
+
+
+class Who(BaseModel):
+    who: str = Field(min_length=1, max_length=128, description="Who acknowledges or resolves (name or badge).")
+
+
+def create_app(hub) -> FastAPI:
+    app = FastAPI(title="hallgrid hub", version="1",
+                  description="Zone occupancy, ticket queues and staffing alerts of customer-service halls.")
+
+    @app.exception_handler(RequestValidationError)
+    async def count_invalid(request: Request, exc: RequestValidationError):
+        """FastAPI's own 422 (body not JSON, field missing): counted and logged like any bad input."""
+        source = "ticket" if request.url.path.endswith("/tickets") else "http"
+        site = request.path_params.get("site", "")
+        hub._drop(source, site, f"{request.method} {request.url.path}: {exc.errors()[0].get('msg', 'invalid')}")
+        return await request_validation_exception_handler(request, exc)
+
+    def site_state(site: str):
+        if site not in hub.sites:
+            raise HTTPException(404, f"this hub does not serve site {site!r} (sites: {', '.join(hub.sites)})")
+        return hub.sites[site]
+
+    @app.get("/api/sites")
+    def sites() -> list[dict[str, Any]]:
+        return [{"id": s.site.id, "name": s.site.name} for s in hub.sites.values()]
+
+    @app.get("/api/sites/{site}/zones")
+    def zones(site: str) -> list[dict[str, Any]]:
+        st = site_state(site)
+        with hub.lock:
+            return st.zone_list(hub.clock.now())
+
+    @app.get("/api/sites/{site}/queues")
+    def queues(site: str) -> list[dict[str, Any]]:
+        st = site_state(site)
+        with hub.lock:
+            return st.queues(hub.clock.now())
+
+    @app.get("/api/alerts")
+    def alerts(site: str | None = None, state: Literal["active", "all", "open", "acknowledged", "resolved"] = "active",
+               limit: int = Query(200, ge=1, le=5000)) -> list[dict[str, Any]]:
+        """Active alerts from memory; ``all`` or a state from storage (history across restarts)."""
+        if state == "active":
+            return [a.to_dict() for a in hub.alerts(site)]
+        with hub.lock:
+            rows = hub.storage.alerts(site, None if state == "all" else state, limit)
+        return [a.to_dict() for a in rows]
+
+    def _act(alert_id: str, fn, who: str) -> dict[str, Any]:
+        try:
+            return fn(alert_id, who).to_dict()
+        except KeyError:
+            raise HTTPException(404, f"no alert {alert_id!r}") from None
+        except ValueError as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    @app.post("/api/alerts/{alert_id}/acknowledge")
+    def acknowledge(alert_id: str, body: Who) -> dict[str, Any]:
+        return _act(alert_id, hub.acknowledge, body.who)
+
+    @app.post("/api/alerts/{alert_id}/resolve")
+    def resolve(alert_id: str, body: Who) -> dict[str, Any]:
+        return _act(alert_id, hub.resolve, body.who)
+
+    @app.get("/api/alerts/{alert_id}/history")
+    def history(alert_id: str) -> list[dict[str, Any]]:
+        with hub.lock:
+            rows = hub.storage.history(alert_id)
+        if not rows:
+            raise HTTPException(404, f"no alert {alert_id!r}")
+        return rows
+
+    @app.post("/api/sites/{site}/tickets", status_code=202)
+    def post_ticket(site: str, event: dict[str, Any] = Body(examples=[TICKET_EXAMPLE]),
+                    format: Literal["auto", "hallgrid", "qmatic", "qminder"] = "auto") -> dict[str, Any]:
+        """One ticket event (hallgrid, Qmatic- or Qminder-style JSON); 422 with the reason when invalid."""
+        site_state(site)
+        try:
+            e = parse(event, hub.clock.now(), format)
+            accepted = hub.ingest_ticket(site, e)
+        except TicketError as exc:
+            hub._drop("ticket", site, str(exc))
+            raise HTTPException(422, str(exc)) from None
+        return {"accepted": accepted, "duplicate": not accepted, "event": e.to_dict()}
+
+    @app.post("/api/sites/{site}/tickets.csv")
+    async def post_csv(site: str, request: Request) -> dict[str, Any]:
+        """A ticket log as CSV (ts,event,ticket,service,counter,to_service,services)."""
+        site_state(site)
+        text = (await request.body()).decode("utf-8", errors="replace")
+        return await asyncio.to_thread(hub.import_csv, site, text)
+
+    @app.get("/api/stats")
+    def stats() -> dict[str, Any]:
+        with hub.lock:
+            return {"counters": dict(hub.stats), "recent_drops": list(hub.drops)[-50:]}
+
+    @app.get("/api/stream", response_class=EventSourceResponse)
+    async def stream(limit: int | None = Query(None, ge=1, description="Close after this many events (tests).")
+                     ) -> AsyncIterable[ServerSentEvent]:
+        """Server-sent events: ``alert`` (Alert JSON) and ``zone`` (site, zone, count) updates.
+
+        Starts with a ``snapshot`` of active alerts so a new client needs no second request."""
+        q = hub.subscribe()
+        try:
+            yield ServerSentEvent(event="snapshot", data=[a.to_dict() for a in hub.alerts()])
+            sent = 0
+            while limit is None or sent < limit:
+                kind, data = await q.get()
+                yield ServerSentEvent(event=kind, data=data)
+                sent += 1
+        finally:
+            hub.unsubscribe(q)
+
+    return app

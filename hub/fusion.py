@@ -1,0 +1,105 @@
+"""Fusion: one site's live picture from occupancy (people per zone) and tickets (people per service).
+
+Vision sees people but not what they wait for; tickets say what they wait for but
+not who is in the hall. ``SiteState`` keeps both, keyed by the site file's zones,
+services and counters, and answers the figures the rules and the API need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from calibration.site import Site, Zone, ZoneType
+from edge.contract import CameraState, ContractError, OccupancyMessage, StatusMessage, parse_ts
+
+from hub.queueing import predicted_wait
+from hub.tickets import TicketBook
+
+
+@dataclass
+class ZoneReading:
+    zone: Zone
+    camera: str
+    count: int = 0
+    raw: int = 0
+    ts: float | None = None
+    seq: int = -1
+    received_at: float | None = None
+
+
+class SiteState:
+    """The live state of one hall. Not thread-safe: the hub calls it under its lock."""
+
+    def __init__(self, site: Site):
+        self.site = site
+        self.rules = site.rules
+        self.zones: dict[str, ZoneReading] = {z.id: ZoneReading(z, cam.id) for cam in site.cameras for z in cam.zones}
+        self.camera_seen: dict[str, float] = {}
+        self.camera_state: dict[str, CameraState] = {}
+        self.started_at: float | None = None
+        self.changed = False
+        self.book = TicketBook([s.id for s in site.services], {c.id: list(c.services) for c in site.counters},
+                               prior_s=site.rules.service_time_prior_s, window_s=site.rules.arrival_window_s)
+
+    # --- ingest ------------------------------------------------------------------------------------
+    def ingest_occupancy(self, msg: OccupancyMessage, received_at: float) -> bool:
+        """Apply a valid occupancy message; False for an old or repeated one (seq not newer).
+
+        ``self.changed`` tells whether the count moved (a heartbeat with the same count changes no rule).
+
+        Raises ContractError when it names another site or a zone the site file does not have.
+        """
+        if msg.site != self.site.id:
+            raise ContractError(f"message for site {msg.site!r} reached the hub of {self.site.id!r}")
+        reading = self.zones.get(msg.zone)
+        if reading is None or reading.camera != msg.camera:
+            raise ContractError(f"zone {msg.camera}/{msg.zone} is not in site {self.site.id!r}")
+        self.camera_seen[msg.camera] = received_at
+        if msg.seq <= reading.seq:
+            return False
+        self.changed = reading.count != msg.count or reading.received_at is None
+        reading.count, reading.raw, reading.seq = msg.count, msg.raw, msg.seq
+        reading.ts, reading.received_at = parse_ts(msg.ts), received_at
+        return True
+
+    def ingest_status(self, camera: str, msg: StatusMessage, received_at: float) -> None:
+        try:
+            self.site.camera(camera)
+        except KeyError as exc:
+            raise ContractError(str(exc)) from None
+        self.camera_state[camera] = msg.state
+        if msg.state == CameraState.ONLINE:
+            self.camera_seen.setdefault(camera, received_at)
+
+    # --- figures -----------------------------------------------------------------------------------
+    def zones_of(self, *types: ZoneType, only: set[str] | None = None) -> list[ZoneReading]:
+        if only is not None:
+            return [self.zones[z] for z in only if z in self.zones and self.zones[z].zone.type in types]
+        return [r for r in self.zones.values() if r.zone.type in types]
+
+    def service_figures(self, service_id: str, now: float) -> dict[str, Any]:
+        svc = next(s for s in self.site.services if s.id == service_id)
+        waiting = self.book.waiting(service_id)
+        counters = self.book.counters_for(service_id)
+        st = self.book.mean_service_time(service_id)
+        rate = self.book.arrival_rate(service_id, now)
+        wait = predicted_wait(rate, st, len(counters), len(waiting))
+        people = sum(self.zones[z].count for z in svc.waiting_zones if z in self.zones)
+        oldest = max((now - t.waiting_since for t in waiting if t.waiting_since is not None), default=0.0)
+        return {"service": svc.id, "name": svc.name or svc.id, "vip": svc.vip, "waiting_tickets": len(waiting),
+                "waiting_people": people, "open_counters": counters, "service_time_s": round(st, 1),
+                "arrivals_per_h": round(rate * 3600, 1),
+                "predicted_wait_s": None if wait == float("inf") else round(wait, 1),
+                "oldest_wait_s": round(oldest, 1), "waiting_zones": list(svc.waiting_zones)}
+
+    def queues(self, now: float) -> list[dict[str, Any]]:
+        return [self.service_figures(s.id, now) for s in self.site.services]
+
+    def zone_list(self, now: float) -> list[dict[str, Any]]:
+        out = []
+        for r in self.zones.values():
+            out.append({"zone": r.zone.id, "name": r.zone.name, "type": r.zone.type.value, "camera": r.camera,
+                        "grid_cell": r.zone.grid_cell, "capacity": r.zone.capacity, "count": r.count, "raw": r.raw,
+                        "seq": r.seq, "age_s": None if r.received_at is None else round(now - r.received_at, 1)})
+        return out

@@ -1,0 +1,382 @@
+"""The hub service: MQTT in, fusion and rules under one lock, alerts out (MQTT, storage, SSE, webhook).
+
+One ``Hub`` object serves one or more sites. Every door (MQTT callback thread, HTTP
+requests, the ticker) goes through the same methods under one lock, so state
+never tears; bad input is counted in ``stats`` and logged, never raised into the
+network loop. Time comes from an injected clock, so tests script a whole day.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import urlparse
+
+import click
+
+from calibration.site import Site
+from edge.clock import Clock, SystemClock
+from edge.contract import DEFAULT_PREFIX, ContractError, OccupancyMessage, StatusMessage, iso_ts
+
+from hub import rules
+from hub.alerts import RESOLVED, Alert, AlertManager, alerts_topic
+from hub.fusion import SiteState
+from hub.tickets import TicketError, TicketEvent, parse, parse_payload, read_csv, tickets_topic
+
+if TYPE_CHECKING:    # SQLAlchemy is a hub extra: an edge box runs `hallgrid` without it
+    from hub.storage import Storage
+
+log = logging.getLogger("hallgrid.hub")
+
+
+class Hub:
+    """Fuses occupancy and ticket events of its sites into alerts."""
+
+    def __init__(self, sites: list[Site], storage: Storage, clock: Clock | None = None, mqtt_url: str | None = None,
+                 prefix: str = DEFAULT_PREFIX, evaluate_on_message: bool = True, webhook: Any = None,
+                 client_id: str | None = None):
+        self.clock = clock or SystemClock()
+        self.storage = storage
+        self.prefix = prefix
+        self.mqtt_url = mqtt_url
+        self.client_id = client_id
+        self.evaluate_on_message = evaluate_on_message
+        self.webhook = webhook
+        self.lock = threading.RLock()
+        self.sites = {s.id: SiteState(s) for s in sites}
+        self.managers = {s.id: AlertManager(s.rules.escalate_after_s) for s in sites}
+        self.stats: collections.Counter[str] = collections.Counter()
+        self.drops: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
+        self._occ_rows: list[dict[str, Any]] = []
+        self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = []
+        self._client = None
+        self.alert_listeners: list[Callable[[Alert], None]] = []
+        self._restore()
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def _restore(self) -> None:
+        """Rebuild open alerts, cooldowns and today's ticket queue from storage."""
+        now = self.clock.now()
+        for sid, st in self.sites.items():
+            st.started_at = now
+            self.managers[sid].restore(self.storage.open_alerts(sid), self.storage.last_resolved(sid), now)
+            for row in self.storage.ticket_events(sid, since=now - 86400):
+                try:
+                    st.book.apply(parse(row["event"], now, "hallgrid"), row["received_at"])
+                except TicketError as exc:      # a site file changed since: the old event no longer fits
+                    self._drop("restore", sid, str(exc))
+
+    def start(self) -> None:
+        """Connect to the broker and subscribe to this hub's sites only (the cluster split is by config)."""
+        if not self.mqtt_url:
+            return
+        import paho.mqtt.client as mqtt
+
+        url = urlparse(self.mqtt_url)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id or "",
+                             clean_session=True)
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        client.max_inflight_messages_set(1000)
+        client.reconnect_delay_set(0.2, 5)
+        client.connect_async(url.hostname or "127.0.0.1", url.port or 1883, keepalive=30)
+        self._client = client
+        self._connected = threading.Event()
+        client.loop_start()
+        if not self._connected.wait(10):
+            self.stop()
+            raise RuntimeError(f"cannot reach the MQTT broker at {self.mqtt_url} (or it refused the subscriptions)")
+
+    def stop(self) -> None:
+        if self._client is not None:
+            self._client.loop_stop()
+            self._client.disconnect()
+            self._client = None
+        with self.lock:
+            self._flush()
+
+    def topics(self) -> list[str]:
+        p = self.prefix
+        return [t for sid in self.sites for t in (f"{p}/{sid}/+/+/occupancy", f"{p}/{sid}/+/status",
+                                                  tickets_topic(sid, p), f"{p}/{sid}/alerts/+")]
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("MQTT connect refused: %s", reason_code)
+            return
+        client.subscribe([(t, 1) for t in self.topics()])
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        """Ready only once the broker has the subscriptions: a ticket sent before that would be lost."""
+        failed = [rc for rc in reason_codes if rc.is_failure]
+        if failed:
+            log.error("MQTT subscription refused: %s", failed)
+            return
+        self._connected.set()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        try:
+            self.handle(msg.topic, msg.payload)
+        except Exception:     # the network loop must survive anything
+            log.exception("unexpected error handling %s", msg.topic)
+            self.stats["errors"] += 1
+
+    # --- doors -------------------------------------------------------------------------------------
+    def _drop(self, source: str, site: str, reason: str) -> None:
+        self.stats[f"{source}_rejected"] += 1
+        self.drops.append({"at": iso_ts(self.clock.now()), "source": source, "site": site, "reason": reason})
+        log.warning("dropped %s message for %s: %s", source, site, reason)
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """Route one MQTT message by its topic."""
+        parts = topic.split("/")
+        if len(parts) < 3 or parts[1] not in self.sites:
+            self._drop("mqtt", parts[1] if len(parts) > 1 else "", f"topic {topic!r} is not for this hub")
+            return
+        sid = parts[1]
+        if parts[-1] == "occupancy" and len(parts) == 5:
+            self.ingest_occupancy(payload, sid, parts[2], parts[3])
+        elif parts[-1] == "status" and len(parts) == 4:
+            try:
+                status = StatusMessage.from_json(payload)
+                with self.lock:
+                    self.sites[sid].ingest_status(parts[2], status, self.clock.now())
+                self.stats["status_ok"] += 1
+            except ContractError as exc:
+                self._drop("status", sid, str(exc))
+        elif parts[2] == "tickets" and len(parts) == 3:
+            try:
+                self.ingest_ticket(sid, parse_payload(payload, self.clock.now()))
+            except TicketError as exc:
+                self._drop("ticket", sid, str(exc))
+        elif parts[2] == "alerts" and len(parts) == 4:
+            self._adopt(sid, payload)
+        else:
+            self._drop("mqtt", sid, f"unexpected topic {topic!r}")
+
+    def ingest_occupancy(self, payload: bytes | str, site: str, camera: str | None = None,
+                         zone: str | None = None) -> bool:
+        """One occupancy message; False when dropped (malformed, wrong site/zone, old seq)."""
+        try:
+            msg = OccupancyMessage.from_json(payload)
+            if camera is not None and (msg.camera, msg.zone) != (camera, zone):
+                raise ContractError(f"topic names {camera}/{zone} but the message {msg.camera}/{msg.zone}")
+            with self.lock:
+                now = self.clock.now()
+                fresh = self.sites[site].ingest_occupancy(msg, now)
+                if not fresh:
+                    self.stats["occupancy_old"] += 1
+                    return False
+                self.stats["occupancy_ok"] += 1
+                self._occ_rows.append({"site": site, "camera": msg.camera, "zone": msg.zone, "ts": now,
+                                       "count": msg.count, "raw": msg.raw, "seq": msg.seq})
+                if len(self._occ_rows) >= 500:
+                    self._flush()
+                if self.evaluate_on_message and self.sites[site].changed:
+                    self._evaluate(site, now, only={msg.zone})
+            self._broadcast("zone", {"site": site, "zone": msg.zone, "count": msg.count, "raw": msg.raw,
+                                     "ts": msg.ts})
+            return True
+        except ContractError as exc:
+            self._drop("occupancy", site, str(exc))
+            return False
+
+    def ingest_ticket(self, site: str, event: TicketEvent) -> bool:
+        """One ticket event; False for a duplicate, TicketError for an invalid one (the caller reports it)."""
+        if site not in self.sites:
+            raise TicketError(f"this hub does not serve site {site!r}")
+        if event.site and event.site != site:
+            raise TicketError(f"event for site {event.site!r} sent to site {site!r}")
+        with self.lock:
+            now = self.clock.now()
+            if not self.sites[site].book.apply(event, now):
+                self.stats["ticket_duplicate"] += 1
+                return False
+            self.storage.add_ticket_event(site, event, now)
+            self.stats["ticket_ok"] += 1
+            if self.evaluate_on_message:
+                self._evaluate(site, now)
+        return True
+
+    def import_csv(self, site: str, text: str) -> dict[str, Any]:
+        events, errors = read_csv(text, self.clock.now())
+        accepted = duplicates = 0
+        for i, e in enumerate(events):
+            try:
+                if self.ingest_ticket(site, e):
+                    accepted += 1
+                else:
+                    duplicates += 1
+            except TicketError as exc:
+                errors.append(f"event {i + 1}: {exc}")
+        for err in errors:
+            self._drop("ticket", site, err)
+        return {"accepted": accepted, "duplicates": duplicates, "rejected": errors}
+
+    def _adopt(self, site: str, payload: bytes) -> None:
+        """A retained alert from the broker: carry on an alert another (or a former) hub raised."""
+        if not payload:
+            return
+        try:
+            alert = Alert.from_dict(json.loads(payload))
+        except (ValueError, TypeError) as exc:
+            self._drop("alert", site, f"bad retained alert: {exc}")
+            return
+        with self.lock:
+            if alert.site != site or self.storage.has_alert(alert.id):   # ours already (or a stale retained copy)
+                return
+            if self.managers[site].adopt(alert, self.clock.now()):
+                self.storage.save_alert(alert, None)
+                self.stats["alerts_adopted"] += 1
+
+    # --- the tick ----------------------------------------------------------------------------------
+    def tick(self, now: float | None = None) -> list[Alert]:
+        """Evaluate every site's rules at ``now`` (default: the clock) and publish what changed."""
+        with self.lock:
+            now = self.clock.now() if now is None else now
+            changed = [a for sid in self.sites for a in self._evaluate(sid, now)]
+            self._flush()
+        return changed
+
+    def _evaluate(self, site: str, now: float, only: set[str] | None = None) -> list[Alert]:
+        self.stats["evaluations"] += 1
+        conditions = rules.evaluate(self.sites[site], now, only)
+        changed = self.managers[site].evaluate(conditions, now, site, partial=only is not None)
+        for a in changed:
+            self._emit(a, "hub" if a.state == RESOLVED else None)
+        return changed
+
+    def _flush(self) -> None:
+        rows, self._occ_rows = self._occ_rows, []
+        self.storage.add_occupancy(rows)
+
+    # --- people ------------------------------------------------------------------------------------
+    def _find(self, alert_id: str) -> tuple[str, AlertManager]:
+        for sid, m in self.managers.items():
+            if alert_id in m.by_id:
+                return sid, m
+        raise KeyError(alert_id)
+
+    def acknowledge(self, alert_id: str, who: str) -> Alert:
+        with self.lock:
+            _, m = self._find(alert_id)
+            alert = m.acknowledge(alert_id, who, self.clock.now())
+            self._emit(alert, who)
+            return alert
+
+    def resolve(self, alert_id: str, who: str) -> Alert:
+        with self.lock:
+            _, m = self._find(alert_id)
+            alert = m.resolve(alert_id, who, self.clock.now())
+            self._emit(alert, who)
+            return alert
+
+    # --- outputs -----------------------------------------------------------------------------------
+    def _emit(self, alert: Alert, who: str | None) -> None:
+        """Every state change: storage first (a crash after it loses nothing), then MQTT, SSE, webhook."""
+        self.storage.save_alert(alert, who)
+        self.stats[f"alerts_{alert.state}"] += 1
+        if self._client is not None:
+            self._client.publish(alerts_topic(alert.site, alert.id, self.prefix), alert.to_json(), qos=1, retain=True)
+        self._broadcast("alert", alert.to_dict())
+        if self.webhook is not None:
+            self.webhook.send(alert.to_dict())
+        for fn in self.alert_listeners:
+            fn(alert)
+
+    def subscribe(self) -> asyncio.Queue:
+        """An asyncio queue of ('zone'|'alert', data) for the SSE stream; call from the event loop."""
+        q: asyncio.Queue = asyncio.Queue(maxsize=1000)
+        with self.lock:
+            self._subscribers.append((asyncio.get_running_loop(), q))
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue) -> None:
+        with self.lock:
+            self._subscribers = [(lp, x) for lp, x in self._subscribers if x is not q]
+
+    def _broadcast(self, kind: str, data: dict[str, Any]) -> None:
+        for loop, q in list(self._subscribers):
+            def put(q=q):
+                if q.full():      # a slow client loses old updates rather than slowing the hub
+                    q.get_nowait()
+                q.put_nowait((kind, data))
+            try:
+                loop.call_soon_threadsafe(put)
+            except RuntimeError:
+                self.unsubscribe(q)
+
+    # --- views -------------------------------------------------------------------------------------
+    def alerts(self, site: str | None = None, active_only: bool = True) -> list[Alert]:
+        with self.lock:
+            out = [a for sid, m in self.managers.items() if site in (None, sid)
+                   for a in (m.active.values() if active_only else m.by_id.values())]
+        return sorted(out, key=lambda a: a.raised_at)
+
+    def active_keys(self) -> dict[str, str]:
+        with self.lock:
+            return {k: a.id for m in self.managers.values() for k, a in m.active.items()}
+
+
+def _run_ticker(hub: Hub, interval: float, stop: threading.Event) -> None:
+    while not stop.wait(interval):
+        try:
+            hub.tick()
+        except Exception:
+            log.exception("tick failed")
+
+
+@click.command("hub")
+@click.option("--site", "site_paths", multiple=True, required=True, help="Site file (repeat for several halls).")
+@click.option("--sites", "only", help="Comma-separated site ids this hub serves out of the given files "
+              "(several hubs split the halls by this list).")
+@click.option("--mqtt", "mqtt_url", default="mqtt://127.0.0.1:1883", show_default=True)
+@click.option("--db", "db_url", default="sqlite:///hallgrid-hub.db", show_default=True, help="SQLAlchemy URL.")
+@click.option("--http", "http", default="127.0.0.1:8080", show_default=True, help="HOST:PORT of the API.")
+@click.option("--webhook", "webhook_url", help="POST every alert change as JSON to this URL (retried).")
+@click.option("--tick", "tick_s", default=1.0, show_default=True, help="Seconds between rule evaluations.")
+@click.option("--prefix", default=DEFAULT_PREFIX, show_default=True, help="MQTT topic prefix.")
+def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db_url: str, http: str,
+                webhook_url: str | None, tick_s: float, prefix: str) -> None:
+    """Fuse occupancy and ticket events into staffing alerts; serve the API, SSE stream and MQTT alerts."""
+    import uvicorn
+
+    from calibration.site import SiteError, load_site
+    from hub.api import create_app
+    from hub.storage import Storage
+    from hub.webhook import Webhook
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        sites = [load_site(p) for p in site_paths]
+    except SiteError as exc:
+        raise click.ClickException(str(exc)) from None
+    if only:
+        wanted = {s.strip() for s in only.split(",") if s.strip()}
+        missing = wanted - {s.id for s in sites}
+        if missing:
+            raise click.ClickException(f"--sites names {', '.join(sorted(missing))} but no --site file has them")
+        sites = [s for s in sites if s.id in wanted]
+    host, _, port = http.rpartition(":")
+    hub = Hub(sites, Storage(db_url), mqtt_url=mqtt_url, prefix=prefix,
+              webhook=Webhook(webhook_url) if webhook_url else None,
+              client_id=f"hallgrid-hub-{'-'.join(s.id for s in sites)}"[:64])
+    try:
+        hub.start()
+    except (RuntimeError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    stop = threading.Event()
+    threading.Thread(target=_run_ticker, args=(hub, tick_s, stop), daemon=True, name="hub-ticker").start()
+    click.echo(f"hub for {', '.join(hub.sites)}: MQTT {mqtt_url}, DB {db_url}, API http://{host or '127.0.0.1'}:{port}")
+    try:
+        uvicorn.run(create_app(hub), host=host or "127.0.0.1", port=int(port), log_level="warning")
+    finally:
+        stop.set()
+        hub.stop()
+        if hub.webhook is not None:
+            hub.webhook.close()

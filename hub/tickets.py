@@ -1,0 +1,348 @@
+"""Queue-ticket events: one model, three doors (MQTT, HTTP, CSV) and adapters from vendor formats.
+
+Every ticket system says the same few things (a ticket was issued for a service,
+called to a counter, served, not shown, transferred; a counter opened or closed),
+so the hub converts each vendor's wording into one ``TicketEvent`` at the door and
+everything behind it knows only that. A bad event raises ``TicketError`` with the
+reason; the door counts and logs it, or answers 4xx, and the hub keeps going.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable
+
+from edge.contract import ContractError, iso_ts, parse_ts
+
+KINDS = ("issued", "called", "served", "no_show", "transferred", "counter_open", "counter_close")
+TICKET_KINDS = KINDS[:5]
+COUNTER_KINDS = KINDS[5:]
+# Order of events with the same timestamp, so that a replay in any order folds the same way.
+RANK = {"issued": 0, "called": 1, "transferred": 2, "no_show": 3, "served": 3, "counter_open": 0,
+        "counter_close": 1}
+
+
+class TicketError(ValueError):
+    """An event the hub cannot use; the message is the reason given back to the sender."""
+
+
+def tickets_topic(site: str, prefix: str = "hallgrid") -> str:
+    return f"{prefix}/{site}/tickets"
+
+
+@dataclass(frozen=True)
+class TicketEvent:
+    """One thing the ticket system reports. ``ts`` is epoch seconds; absent in input = time of receipt."""
+
+    kind: str
+    ts: float
+    ticket: str = ""
+    service: str = ""
+    counter: str = ""
+    to_service: str = ""
+    services: tuple[str, ...] = ()
+    site: str = ""
+
+    @property
+    def key(self) -> tuple:
+        """Identity for de-duplication: the same ticket and event (counter events: also the time)."""
+        if self.kind in COUNTER_KINDS:
+            return (self.kind, self.counter, round(self.ts, 3))
+        return (self.kind, self.ticket, self.to_service, self.counter)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["services"] = list(self.services)
+        data["ts"] = iso_ts(self.ts)
+        return {k: v for k, v in data.items() if v not in ("", [], None)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+
+def _text(data: dict, name: str, required: bool) -> str:
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            raise TicketError(f"field {name!r} is missing")
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise TicketError(f"field {name!r} must be a string")
+    return str(value)
+
+
+def _time(value: Any, default: float) -> float:
+    if value is None or value == "":
+        return default
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    try:
+        return parse_ts(value)
+    except ContractError as exc:
+        raise TicketError(str(exc)) from None
+
+
+def from_dict(data: Any, now: float) -> TicketEvent:
+    """The hub's own JSON: {"event": "issued", "ticket": "A001", "service": "billing", "ts": "...Z"}."""
+    if not isinstance(data, dict):
+        raise TicketError("event is not a JSON object")
+    kind = data.get("event", data.get("kind"))
+    if kind not in KINDS:
+        raise TicketError(f"unknown event {kind!r} (expected one of {', '.join(KINDS)})")
+    ts = _time(data.get("ts"), now)
+    site = _text(data, "site", False)
+    if kind in COUNTER_KINDS:
+        services = data.get("services") or []
+        if isinstance(services, str):
+            services = [s for s in services.replace("|", ",").split(",") if s]
+        if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
+            raise TicketError("field 'services' must be a list of service ids")
+        return TicketEvent(kind, ts, counter=_text(data, "counter", True), services=tuple(services), site=site)
+    return TicketEvent(kind, ts, ticket=_text(data, "ticket", True),
+                       service=_text(data, "service", kind == "issued"),
+                       counter=_text(data, "counter", kind == "called"),
+                       to_service=_text(data, "to_service", kind == "transferred"), site=site)
+
+
+QMATIC = {"VISIT_CREATE": "issued", "VISIT_CALL": "called", "VISIT_RECALL": "called", "VISIT_NOSHOW": "no_show",
+          "VISIT_END": "served", "VISIT_TRANSFER_TO_QUEUE": "transferred",
+          "SERVICE_POINT_OPEN": "counter_open", "SERVICE_POINT_CLOSE": "counter_close"}
+
+
+def from_qmatic(data: Any, now: float) -> TicketEvent:
+    """Qmatic Orchestra-style: {"event": "VISIT_CALL", "eventTime": ..., "parameters": {"ticket": ...,
+    "serviceId": ..., "servicePointId": ..., "queueId": ..., "serviceIds": [...]}}."""
+    if not isinstance(data, dict):
+        raise TicketError("event is not a JSON object")
+    name = data.get("event", data.get("eventName"))
+    if name not in QMATIC:
+        raise TicketError(f"unknown Qmatic event {name!r}")
+    p = data.get("parameters", {})
+    if not isinstance(p, dict):
+        raise TicketError("Qmatic 'parameters' is not an object")
+    kind = QMATIC[name]
+    native = {"event": kind, "ts": data.get("eventTime", data.get("ts")), "site": data.get("site"),
+              "ticket": p.get("ticket", p.get("ticketId")), "service": p.get("serviceId"),
+              "counter": p.get("servicePointId"), "to_service": p.get("queueId", p.get("serviceId")),
+              "services": p.get("serviceIds")}
+    return from_dict({k: v for k, v in native.items() if v is not None}, now)
+
+
+QMINDER = {"NEW": "issued", "CALLED": "called", "RECALLED": "called", "SERVED": "served", "NOSHOW": "no_show",
+           "CANCELLED": "no_show"}
+
+
+def from_qminder(data: Any, now: float) -> TicketEvent:
+    """Qminder webhook-style: {"type": "CALLED", "data": {"id": ..., "line": ..., "desk": ..., "created":
+    {"date": ...}, "called": {"date": ...}, "served": {"date": ...}}}."""
+    if not isinstance(data, dict):
+        raise TicketError("event is not a JSON object")
+    kind = QMINDER.get(data.get("type"))
+    if kind is None:
+        raise TicketError(f"unknown Qminder event type {data.get('type')!r}")
+    d = data.get("data")
+    if not isinstance(d, dict):
+        raise TicketError("Qminder 'data' is not an object")
+    stamp_of = {"issued": "created", "called": "called", "served": "served", "no_show": "served"}
+    stamp = d.get(stamp_of[kind]) or {}
+    native = {"event": kind, "ticket": d.get("id"), "service": d.get("line"), "site": data.get("site"),
+              "ts": stamp.get("date") if isinstance(stamp, dict) else None,
+              "counter": d.get("desk", (d.get("called") or {}).get("desk") if isinstance(d.get("called"), dict)
+                               else None)}
+    return from_dict({k: v for k, v in native.items() if v is not None}, now)
+
+
+FORMATS: dict[str, Callable[[Any, float], TicketEvent]] = {"hallgrid": from_dict, "qmatic": from_qmatic,
+                                                           "qminder": from_qminder}
+
+
+def parse(data: Any, now: float, fmt: str = "auto") -> TicketEvent:
+    """Any supported format; ``auto`` recognises Qmatic by its event names and Qminder by 'type'."""
+    if fmt == "auto":
+        if isinstance(data, dict) and data.get("event", data.get("eventName")) in QMATIC:
+            fmt = "qmatic"
+        elif isinstance(data, dict) and "type" in data and "data" in data:
+            fmt = "qminder"
+        else:
+            fmt = "hallgrid"
+    if fmt not in FORMATS:
+        raise TicketError(f"unknown format {fmt!r} (expected auto, {', '.join(FORMATS)})")
+    return FORMATS[fmt](data, now)
+
+
+def parse_payload(payload: bytes | str, now: float, fmt: str = "auto") -> TicketEvent:
+    """An MQTT payload: one JSON event."""
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TicketError(f"payload is not JSON: {exc}") from None
+    return parse(data, now, fmt)
+
+
+CSV_COLUMNS = ("ts", "event", "ticket", "service", "counter", "to_service", "services")
+
+
+def read_csv(text: str, now: float) -> tuple[list[TicketEvent], list[str]]:
+    """A ticket log export (columns ts,event,ticket,service,counter,to_service,services; services
+    separated by '|'). Returns the good events and one 'line N: reason' per bad row."""
+    events, errors = [], []
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None or "event" not in reader.fieldnames:
+        return [], ["line 1: header must name at least 'event' (columns: " + ",".join(CSV_COLUMNS) + ")"]
+    for row in reader:
+        try:
+            row = {k: (v or "").strip() for k, v in row.items() if k}
+            events.append(from_dict({k: v for k, v in row.items() if v}, now))
+        except TicketError as exc:
+            errors.append(f"line {reader.line_num}: {exc}")
+    return events, errors
+
+
+@dataclass
+class Ticket:
+    """A ticket's state, folded from its events in time order (so arrival order does not matter)."""
+
+    ticket: str
+    events: list[TicketEvent] = field(default_factory=list)
+    state: str = "unknown"
+    service: str = ""
+    waiting_since: float | None = None
+    called_ts: float | None = None
+    counter: str = ""
+    service_time: float | None = None
+    served_ts: float | None = None
+
+    def fold(self) -> None:
+        self.events.sort(key=lambda e: (e.ts, RANK[e.kind]))
+        self.state, self.service, self.waiting_since, self.called_ts, self.counter = "unknown", "", None, None, ""
+        self.service_time = self.served_ts = None
+        for e in self.events:
+            if e.kind == "issued":
+                self.service = e.service
+                if self.state == "unknown":
+                    self.state, self.waiting_since = "waiting", e.ts
+            elif e.kind == "called":
+                self.state, self.counter, self.called_ts = "called", e.counter, e.ts
+            elif e.kind == "transferred":
+                self.service, self.state, self.waiting_since = e.to_service, "waiting", e.ts
+                self.counter, self.called_ts = "", None
+            elif e.kind == "no_show":
+                self.state = "no_show"
+            elif e.kind == "served":
+                if self.called_ts is not None:
+                    self.service_time = e.ts - self.called_ts
+                self.state, self.served_ts = "served", e.ts
+
+
+class TicketBook:
+    """Per-site ticket state: the queue per service, open counters, online service time and arrival rate.
+
+    Service time is an EWMA of called->served durations starting from a prior, so the
+    first minutes of the day give a sensible prediction instead of none.
+    """
+
+    def __init__(self, known_services: Iterable[str] = (), counter_services: dict[str, list[str]] | None = None,
+                 prior_s: float = 180.0, alpha: float = 0.2, window_s: float = 1800.0):
+        self.known_services = set(known_services)
+        self.counter_services = dict(counter_services or {})
+        self.prior_s, self.alpha, self.window_s = prior_s, alpha, window_s
+        self.tickets: dict[str, Ticket] = {}
+        self.seen: set[tuple] = set()
+        self.open_counters: dict[str, tuple[str, ...]] = {}
+        self.counter_last: dict[str, float] = {}
+        self.durations: dict[str, tuple[str, float, float]] = {}   # ticket -> (service, served ts, seconds)
+        self.issued: dict[str, list[float]] = {}
+        self._st_cache: dict[str, float] = {}
+        self._index: tuple[dict, dict] | None = None      # waiting by service, called by counter
+        self.last_event_at: float | None = None
+        self.first_event_ts: float | None = None
+
+    def validate(self, e: TicketEvent) -> None:
+        """Checks against the site file; raise TicketError naming the unknown id."""
+        for sid in ([e.service] if e.service else []) + ([e.to_service] if e.to_service else []) + list(e.services):
+            if self.known_services and sid not in self.known_services:
+                raise TicketError(f"unknown service {sid!r} (site services: {', '.join(sorted(self.known_services))})")
+        if e.counter and self.counter_services and e.counter not in self.counter_services:
+            raise TicketError(f"unknown counter {e.counter!r}")
+
+    def apply(self, e: TicketEvent, received_at: float) -> bool:
+        """Apply one event; False for a duplicate (ignored). Raises TicketError for an invalid one."""
+        self.validate(e)
+        if e.key in self.seen:
+            return False
+        self.seen.add(e.key)
+        self.last_event_at = received_at if self.last_event_at is None else max(self.last_event_at, received_at)
+        self.first_event_ts = e.ts if self.first_event_ts is None else min(self.first_event_ts, e.ts)
+        if e.kind in COUNTER_KINDS:
+            if e.ts >= self.counter_last.get(e.counter, float("-inf")):   # an older event arriving late changes nothing
+                self.counter_last[e.counter] = e.ts
+                if e.kind == "counter_open":
+                    self.open_counters[e.counter] = e.services or tuple(self.counter_services.get(e.counter, ()))
+                else:
+                    self.open_counters.pop(e.counter, None)
+            return True
+        t = self.tickets.setdefault(e.ticket, Ticket(e.ticket))
+        t.events.append(e)
+        t.fold()
+        self._index = None
+        if e.kind == "issued":
+            self.issued.setdefault(e.service, []).append(e.ts)
+        # a late event can change a ticket's duration (a transfer arriving after its end): keep one per
+        # ticket and recompute the EWMA in served order, so the estimate does not depend on arrival order
+        sample = (t.service, t.served_ts, t.service_time) if t.service_time is not None and t.service_time >= 0 else None
+        if self.durations.get(t.ticket) != sample:
+            old = self.durations.pop(t.ticket, None)
+            if sample is not None:
+                self.durations[t.ticket] = sample
+            self._st_cache.pop(t.service, None)
+            if old is not None:
+                self._st_cache.pop(old[0], None)
+        return True
+
+    # --- the figures the rules need -------------------------------------------------------------
+    def _indexed(self) -> tuple[dict, dict]:
+        if self._index is None:
+            waiting: dict[str, list[Ticket]] = {}
+            called: dict[str, list[Ticket]] = {}
+            for t in self.tickets.values():
+                if t.state == "waiting":
+                    waiting.setdefault(t.service, []).append(t)
+                elif t.state == "called":
+                    called.setdefault(t.counter, []).append(t)
+            self._index = (waiting, called)
+        return self._index
+
+    def waiting(self, service: str) -> list[Ticket]:
+        return self._indexed()[0].get(service, [])
+
+    def called_at(self, counter: str) -> list[Ticket]:
+        return self._indexed()[1].get(counter, [])
+
+    def samples(self, service: str) -> int:
+        return sum(1 for s in self.durations.values() if s[0] == service)
+
+    def counters_for(self, service: str) -> list[str]:
+        return sorted(c for c, svcs in self.open_counters.items() if service in svcs)
+
+    def mean_service_time(self, service: str) -> float:
+        """EWMA of called->served durations in the order they ended, starting from the prior."""
+        if service not in self._st_cache:
+            value = self.prior_s
+            for _, _, d in sorted(s for s in self.durations.values() if s[0] == service):
+                value = (1 - self.alpha) * value + self.alpha * d
+            self._st_cache[service] = value
+        return self._st_cache[service]
+
+    def arrival_rate(self, service: str, now: float) -> float:
+        """Issued tickets per second over the last window (shorter early in the day, at least 5 min)."""
+        if self.first_event_ts is None:
+            return 0.0
+        window = min(self.window_s, max(300.0, now - self.first_event_ts))
+        times = self.issued.get(service, [])
+        return sum(1 for t in times if now - window < t <= now) / window
+
+    def total_arrival_rate(self, now: float) -> float:
+        return sum(self.arrival_rate(s, now) for s in self.issued)

@@ -1,0 +1,59 @@
+"""Outputs beyond the API: the webhook (retried) and carrying on alerts from retained topics."""
+
+from __future__ import annotations
+
+import httpx
+
+from edge.clock import ManualClock
+from hub.service import Hub
+from hub.storage import Storage
+from hub.tickets import parse
+from hub.webhook import Webhook
+
+from test_hub_scenario import T0, wait_until
+from test_hub_site import hall_site
+
+
+def test_webhook_retries_until_delivered():
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(503 if len(calls) < 3 else 200)
+
+    hook = Webhook("http://receiver/alerts", retries=5, backoff_s=0.01, transport=httpx.MockTransport(handler))
+    hook.send({"id": "a1", "state": "open"})
+    wait_until(lambda: hook.sent == 1, what="delivery")
+    hook.close()
+    assert len(calls) == 3 and calls[-1].read() == b'{"id":"a1","state":"open"}'
+
+
+def test_webhook_gives_up_after_retries():
+    hook = Webhook("http://receiver/alerts", retries=2, backoff_s=0.01,
+                   transport=httpx.MockTransport(lambda r: httpx.Response(500)))
+    hook.send({"id": "a1"})
+    wait_until(lambda: hook.failed == 1, what="giving up")
+    hook.close()
+
+
+def test_hub_posts_alert_changes_and_a_new_hub_adopts_retained_alerts(tmp_path):
+    posted = []
+    hook = Webhook("http://receiver/alerts", transport=httpx.MockTransport(
+        lambda r: posted.append(r.read()) or httpx.Response(204)))
+    clock = ManualClock(T0)
+    a = Hub([hall_site(min_duration_s=0)], Storage(f"sqlite:///{tmp_path / 'a.db'}"), clock=clock, webhook=hook,
+            evaluate_on_message=False)
+    a.ingest_ticket("hall-1", parse({"event": "issued", "ticket": "A1", "service": "billing"}, T0))
+    raised = [x for x in a.tick() if x.key == "long_wait:billing"]
+    assert len(raised) == 1
+    wait_until(lambda: len(posted) >= 1, what="webhook post")
+    hook.close()
+    # another machine takes over with an empty database: the retained alert is adopted, not raised again
+    b = Hub([hall_site(min_duration_s=0)], Storage(f"sqlite:///{tmp_path / 'b.db'}"), clock=clock,
+            evaluate_on_message=False)
+    b.handle(f"hallgrid/hall-1/alerts/{raised[0].id}", raised[0].to_json().encode())
+    b.ingest_ticket("hall-1", parse({"event": "issued", "ticket": "A1", "service": "billing"}, T0))
+    assert [x for x in b.tick() if x.key == "long_wait:billing"] == []
+    assert b.active_keys()["long_wait:billing"] == raised[0].id and b.stats["alerts_adopted"] == 1
+    b.handle(f"hallgrid/hall-1/alerts/{raised[0].id}", raised[0].to_json().encode())   # echo: known, ignored
+    assert b.stats["alerts_adopted"] == 1
