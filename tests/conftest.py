@@ -78,3 +78,23 @@ def broker(tmp_path):
 def need_footage():
     if not PETS_VIDEO.is_file():
         pytest.fail(f"the sample footage is missing at {PETS_VIDEO}: tests need ../shared beside the checkout")
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's real Chromium, headless, driven by Playwright (no Playwright browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path("/usr/bin/chromium").exists():
+        pytest.fail("chromium is not installed: run .ci/setup (it installs Debian's chromium with apt)")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+SCREENSHOTS = REPO / "out" / "screenshots"  # kept after the run (ignored by git) so notes can point at them
