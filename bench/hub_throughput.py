@@ -1,9 +1,12 @@
 """Hub throughput: occupancy messages/s one hub ingests and fuses through a real Mosquitto on loopback.
 
-Three numbers from one run, against one broker of its own on a free port:
+Numbers from one run, against one broker of its own on a free port:
 
-1. the broker's raw throughput (one publisher, one counting subscriber, QoS 1): the ceiling;
-2. the hub's ingest+fuse rate (parse the contract, update state, evaluate the rules on every
+1. ceilings: the broker's raw throughput with Mosquitto's own C clients (``mosquitto_pub -l``
+   per zone topic -> ``mosquitto_sub -C``), and a bare paho subscriber that only counts
+   (what any Python consumer can take at QoS 1), fed by the same C publishers;
+   plus the hub's own processing rate with no network (``Hub.handle`` in a loop);
+2. the hub's ingest+fuse rate through the broker, fed by the same C publishers (parse the contract, update state, evaluate the rules on every
    message whose count changed, for the conditions that depend on its zone; batch-write the occupancy time series to SQLite), flooding as fast as possible;
 3. publish->alert latency at a paced 1000 msg/s: trigger messages flip a waiting zone over
    and under its capacity; the latency is until a dashboard subscribed to the alert topic
@@ -90,7 +93,46 @@ def messages(n: int, start_seq: int, count_of=lambda i: i % 3):
     return out
 
 
-def broker_ceiling(port: int, n: int) -> float:
+class CPublishers:
+    """Mosquitto's C publisher, one process per topic reading its payloads line by line (``-l``).
+
+    A Python publisher tops out below what the broker and the hub can take; these do not.
+    """
+
+    def __init__(self, port: int, batch: list[tuple[str, str]], workdir: Path):
+        self.port = port
+        by_topic: dict[str, list[str]] = {}
+        for topic, payload in batch:
+            by_topic.setdefault(topic, []).append(payload)
+        self.files = []
+        for i, (topic, payloads) in enumerate(by_topic.items()):
+            path = workdir / f"topic{i}.txt"
+            path.write_text("\n".join(payloads) + "\n")
+            self.files.append((topic, path))
+
+    def run(self, prefix: str = "") -> list[subprocess.Popen]:
+        binary = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
+        return [subprocess.Popen([binary, "-p", str(self.port), "-q", "1", "-l", "-t", prefix + topic],
+                                 stdin=path.open("rb")) for topic, path in self.files]
+
+
+def broker_ceiling(port: int, n: int, pubs: CPublishers) -> float:
+    """C publishers -> Mosquitto -> C subscriber, QoS 1: what the broker itself moves."""
+    binary = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
+    sub = subprocess.Popen([binary, "-p", str(port), "-q", "1", "-t", "raw/#", "-C", str(n)],
+                           stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    t0 = time.perf_counter()
+    procs = pubs.run("raw/")
+    sub.wait(120)
+    dt = time.perf_counter() - t0
+    for p in procs:
+        p.wait(30)
+    return n / dt
+
+
+def paho_ceiling(port: int, n: int, pubs: CPublishers) -> float:
+    """The same feed into a paho subscriber that only counts: the most a Python consumer can take."""
     got, done = [0], threading.Event()
 
     def on_message(c, u, m):
@@ -99,17 +141,27 @@ def broker_ceiling(port: int, n: int) -> float:
             done.set()
 
     sub = client(port, on_message)
-    sub.subscribe("raw/#", qos=1)
+    sub.subscribe("paho/#", qos=1)
     time.sleep(0.3)
-    pub = client(port)
-    payload = messages(1, 0)[0][1]
     t0 = time.perf_counter()
-    for i in range(n):
-        pub.publish(f"raw/cam{i % CAMERAS}/z/occupancy", payload, qos=1)
+    procs = pubs.run("paho/")
     done.wait(120)
     dt = time.perf_counter() - t0
-    pub.disconnect(), sub.disconnect(), pub.loop_stop(), sub.loop_stop()
+    sub.disconnect(), sub.loop_stop()
+    for p in procs:
+        p.wait(30)
     return got[0] / dt
+
+
+def processing_rate(batch: list[tuple[str, str]], workdir: Path) -> float:
+    """Hub.handle on the same messages with no network: the hub's own cost per message."""
+    hub = Hub([bench_site()], Storage(f"sqlite:///{workdir / 'offline.db'}"), evaluate_on_message=True)
+    encoded = [(t, p.encode()) for t, p in batch]
+    t0 = time.perf_counter()
+    for topic, payload in encoded:
+        hub.handle(topic, payload)
+    hub.stop()
+    return len(encoded) / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -121,22 +173,26 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="hub-bench-"))
     proc, port = start_broker(work)
     try:
-        ceiling = broker_ceiling(port, args.messages)
+        rng = np.random.default_rng(7)            # counts change on ~3 of 4 messages: rules run on those
+        counts = rng.integers(0, 4, args.messages)
+        batch = messages(args.messages, 1, count_of=lambda i: int(counts[i]))
+        pubs = CPublishers(port, batch, work)
+        ceiling = broker_ceiling(port, args.messages, pubs)
+        paho_max = paho_ceiling(port, args.messages, pubs)
+        offline = processing_rate(batch, work)
 
         hub = Hub([bench_site()], Storage(f"sqlite:///{work / 'hub.db'}"), mqtt_url=f"mqtt://127.0.0.1:{port}",
                   evaluate_on_message=True)
         hub.start()
         pub = client(port)
-        rng = np.random.default_rng(7)            # counts change on ~3 of 4 messages: rules run on those
-        counts = rng.integers(0, 4, args.messages)
-        batch = messages(args.messages, 1, count_of=lambda i: int(counts[i]))
         t0 = time.perf_counter()
-        for topic, payload in batch:
-            pub.publish(topic, payload, qos=1)
+        procs = pubs.run()
         while hub.stats["occupancy_ok"] < args.messages and time.perf_counter() - t0 < 120:
             time.sleep(0.002)
         flood = hub.stats["occupancy_ok"] / (time.perf_counter() - t0)
         flood_evals = hub.stats["evaluations"]
+        for p in procs:
+            p.wait(30)
 
         # paced run with alert triggers
         received: list[float] = []
@@ -173,9 +229,12 @@ def main() -> None:
         hub.stop()
         pub.disconnect(), watcher.disconnect()
         stored = hub.storage.occupancy_count("bench")
-        print(f"broker raw throughput (QoS 1, 1 pub -> 1 sub): {ceiling:,.0f} msg/s  [ceiling]")
-        print(f"hub ingest+fuse (flood, {args.messages} msgs, rules on changed counts, SQLite batch writes): "
-              f"{flood:,.0f} msg/s ({flood_evals} rule evaluations)")
+        print(f"broker raw throughput (QoS 1, C publishers -> C subscriber): {ceiling:,.0f} msg/s  [ceiling]")
+        print(f"bare paho subscriber (QoS 1, counts only), same feed: {paho_max:,.0f} msg/s  [Python ceiling]")
+        print(f"hub processing alone (Hub.handle, no network): {offline:,.0f} msg/s")
+        print(f"hub ingest+fuse through the broker (flood, {args.messages} msgs, rules on changed counts, "
+              f"SQLite batch writes): {flood:,.0f} msg/s ({flood_evals} rule evaluations); "
+              f"{flood / ceiling:.2f} of the broker ceiling, {flood / paho_max:.2f} of the paho ceiling")
         print(f"paced run: {total + len(sent_at)} msgs in {pace_s:.1f} s ({(total + len(sent_at)) / pace_s:,.0f} msg/s "
               f"offered), hub took {hub.stats['occupancy_ok'] - base_ok}, {len(received)}/{len(sent_at)} alert changes")
         if len(lat):
@@ -183,7 +242,8 @@ def main() -> None:
                   f"p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms, max {lat.max():.1f} ms "
                   f"(n={len(lat)})")
         print(f"occupancy rows stored: {stored}; dropped: {hub.stats['occupancy_rejected']}")
-        print(json.dumps({"broker_msgs_per_s": round(ceiling), "hub_msgs_per_s": round(flood),
+        print(json.dumps({"broker_msgs_per_s": round(ceiling), "paho_msgs_per_s": round(paho_max),
+                          "hub_offline_msgs_per_s": round(offline), "hub_msgs_per_s": round(flood),
                           "p99_alert_latency_ms": round(float(np.percentile(lat, 99)), 1) if len(lat) else None}))
     finally:
         proc.terminate()
