@@ -64,6 +64,23 @@ class Zone(Strict):
     polygon: list[Point] = Field(min_length=3, description="Vertices, x and y relative to the frame (0..1).")
 
 
+class FloorPoints(Strict):
+    """Matching points clicked on the camera image and on the floor plan, pair by pair (calibration/floorplan.py).
+
+    Both lists are relative (0..1) to their picture, like zones, so they survive a change of resolution.
+    """
+
+    image: list[Point] = Field(min_length=4, description="Points on the camera frame (0..1).")
+    plan: list[Point] = Field(min_length=4, description="The same points on the floor-plan picture (0..1).")
+
+
+class FloorPlan(Strict):
+    """A picture of the hall's floor plan on which every camera's zones are projected (optional)."""
+
+    image: str = Field(min_length=1, description="Picture file, relative to the site file.")
+    width_m: float | None = Field(None, gt=0, description="Real width of the picture in metres.")
+
+
 class Camera(Strict):
     """One camera: where its frames come from, how often to detect, and its zones."""
 
@@ -77,6 +94,7 @@ class Camera(Strict):
     loop: bool = Field(False, description="Restart a file source at its end (demo and soak tests).")
     zones: list[Zone] = Field(default_factory=list)
     masks: list[Mask] = Field(default_factory=list)
+    floor_points: FloorPoints | None = Field(None, description="Camera/floor-plan point pairs (optional).")
 
 
 class DetectorSettings(Strict):
@@ -137,6 +155,31 @@ class RuleSettings(Strict):
     escalate_after_s: float = Field(300.0, gt=0, description="Unacknowledged this long: one level up.")
 
 
+class Role(str, Enum):
+    """What a board user may do: watch (viewer), or also acknowledge and resolve alerts (duty_manager)."""
+
+    VIEWER = "viewer"
+    DUTY_MANAGER = "duty_manager"
+
+
+class User(Strict):
+    """One person or device allowed on the hub's board and API; give a password hash, a token, or both.
+
+    Only hashes are stored in the file: ``hallgrid hash-password`` prints one (scrypt)."""
+
+    name: str = Field(pattern=r"^[^\s:,]{1,64}$", description="Login name (no spaces, ':' or ',').")
+    role: Role = Role.VIEWER
+    password_hash: str | None = Field(None, description="'scrypt$N$r$p$salt$hash' from `hallgrid hash-password`.")
+    token: str | None = Field(None, min_length=16, description="Bearer token for scripts and wall displays.")
+
+
+class AccessSettings(Strict):
+    """Who may use the hub's board and API (hub part). Absent: users come from HALLGRID_USERS/HALLGRID_TOKEN."""
+
+    users: list[User] = Field(default_factory=list)
+    session_hours: float = Field(12.0, gt=0, le=24 * 31, description="How long a board login lasts.")
+
+
 class Site(Strict):
     """A hall: its cameras with their zones, and settings shared by the edge box."""
 
@@ -149,6 +192,8 @@ class Site(Strict):
     services: list[Service] = Field(default_factory=list, description="Ticket services (hub).")
     counters: list[Counter] = Field(default_factory=list, description="Service points (hub).")
     rules: RuleSettings = RuleSettings()
+    access: AccessSettings | None = Field(None, description="Board and API users (hub).")
+    floor_plan: FloorPlan | None = Field(None, description="Floor-plan picture for the cameras' floor_points.")
     source_file: Path | None = Field(None, exclude=True)
 
     def camera(self, camera_id: str) -> Camera:
@@ -224,6 +269,10 @@ def _geometry_problems(site: Site) -> list[tuple[tuple, str]]:
     for c, cam in enumerate(site.cameras):
         unique(cam.zones, ("cameras", c, "zones"), "zone")
         unique(cam.masks, ("cameras", c, "masks"), "mask")
+        fp = cam.floor_points
+        if fp is not None and len(fp.image) != len(fp.plan):
+            problems.append((("cameras", c, "floor_points"), f"{len(fp.image)} image points but {len(fp.plan)} "
+                             "plan points: click each point on both pictures, in the same order"))
         for kind, shapes in (("zones", cam.zones), ("masks", cam.masks)):
             for i, shape in enumerate(shapes):
                 poly = Polygon(shape.polygon)

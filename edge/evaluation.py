@@ -18,6 +18,7 @@ from edge.detections import Detections, greedy_match
 
 if TYPE_CHECKING:
     from edge.counting import CameraCounter
+    from edge.zones import ZoneCounter
 
 
 class GroundTruthError(ValueError):
@@ -70,6 +71,13 @@ class CountingScore:
         self.n_pred += len(pred_boxes)
         self.n_truth += len(truth_boxes)
 
+    def add_frame(self, zones: "ZoneCounter", smoothed: dict[str, int], raw: dict[str, int],
+                  detections: Detections, truth_boxes: Detections, width: int, height: int) -> None:
+        """Score one counted frame against its ground-truth boxes; ``hallgrid eval`` and replay both call this,
+        so their figures agree by construction."""
+        counted = zones.unmasked(detections, width, height)
+        self.add(smoothed, raw, zones.count(truth_boxes, width, height), counted.xyxy, truth_boxes.xyxy)
+
     def summary(self) -> dict:
         n = max(self.frames, 1)
         cells = n * len(self.zones)
@@ -117,8 +125,7 @@ def evaluate(counter: "CameraCounter", video: str | Path, gt_path: str | Path, f
         result = counter.process(frame, ts)
         busy += time.perf_counter() - started
         boxes = truth.get(index + frame_offset, Detections())
-        counted = zones.unmasked(result.detections, w, h)
-        score.add(result.smoothed, result.raw, zones.count(boxes, w, h), counted.xyxy, boxes.xyxy)
+        score.add_frame(zones, result.smoothed, result.raw, result.detections, boxes, w, h)
         started = time.perf_counter()
     summary = score.summary()
     summary["fps"] = round(score.frames / busy, 2) if busy else 0.0

@@ -26,6 +26,13 @@ class BrokerSettings:
     password: str | None = None
     ca_file: str | None = None
 
+    def apply(self, client) -> None:
+        """Set credentials and TLS on a paho client: every MQTT client of hallgrid connects the same way."""
+        if self.username:
+            client.username_pw_set(self.username, self.password)
+        if self.tls:
+            client.tls_set(ca_certs=self.ca_file)
+
     def redacted(self) -> str:
         """The URL for logs, without the password."""
         user = f"{self.username}:***@" if self.username else ""

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from calibration.site import Camera
+from edge.contract import OccupancyMessage, iso_ts
+
 
 @dataclass
 class PublishSchedule:
@@ -31,6 +34,14 @@ class PublishSchedule:
                 self.last_count[zone] = n
                 self.last_time[zone] = now
         return out
+
+
+def occupancy_message(site_id: str, camera: Camera, zone: str, ts_epoch: float, smoothed: dict[str, int],
+                      raw: dict[str, int], seq: int) -> OccupancyMessage:
+    """The message the edge publishes for one zone of one counted frame; shared by the live edge and replay."""
+    capacity = {z.id: z.capacity for z in camera.zones}
+    return OccupancyMessage(site=site_id, camera=camera.id, zone=zone, ts=iso_ts(ts_epoch), count=smoothed[zone],
+                            raw=raw[zone], seq=seq, capacity=capacity.get(zone))
 
 
 @dataclass

@@ -61,10 +61,7 @@ class CameraLink:
         self.client.max_inflight_messages_set(window + 10)
         self.client.reconnect_delay_set(min_delay=1, max_delay=4)
         self.client.will_set(status_topic, will_payload, qos=1, retain=True)
-        if broker.username:
-            self.client.username_pw_set(broker.username, broker.password)
-        if broker.tls:
-            self.client.tls_set(ca_certs=broker.ca_file)
+        broker.apply(self.client)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish

@@ -19,14 +19,13 @@ import numpy as np
 
 from calibration.site import Camera, Site
 from edge.clock import Clock, SystemClock
-from edge.contract import (DEFAULT_PREFIX, CameraState, OccupancyMessage, StatusMessage, iso_ts,
-                           occupancy_topic, status_topic)
+from edge.contract import DEFAULT_PREFIX, CameraState, StatusMessage, iso_ts, occupancy_topic, status_topic
 from edge.counting import CameraCounter
 from edge.detector import Detector, DetectorConfig
 from edge.discovery import discovery_messages
 from edge.metrics import EdgeMetrics
 from edge.mqtt_url import BrokerSettings
-from edge.occupancy import PublishSchedule, RateMeter
+from edge.occupancy import PublishSchedule, RateMeter, occupancy_message
 from edge.outbox import Outbox
 from edge.publisher import CameraLink
 from edge.sources import CameraReader, classify
@@ -200,12 +199,9 @@ class EdgeService:
         now = self.clock.monotonic()
         rt.rate.tick(now)
         due = rt.schedule.due(result.smoothed, now)
-        capacity = {z.id: z.capacity for z in rt.camera.zones}
         for zone in due:
             def build(seq: int, zone: str = zone) -> tuple[str, str]:
-                msg = OccupancyMessage(site=self.site.id, camera=rt.camera.id, zone=zone, ts=iso_ts(ts),
-                                       count=result.smoothed[zone], raw=result.raw[zone], seq=seq,
-                                       capacity=capacity.get(zone))
+                msg = occupancy_message(self.site.id, rt.camera, zone, ts, result.smoothed, result.raw, seq)
                 return occupancy_topic(self.site.id, rt.camera.id, zone, self.config.prefix), msg.to_json()
             self.outbox.add(rt.camera.id, build)
         if due:

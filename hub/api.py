@@ -15,6 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
 
+from hub.access import Access, RequireLogin, actor
+from hub.board import install_board
 from hub.tickets import TicketError, parse
 
 TICKET_EXAMPLE = {"event": "issued", "ticket": "A001", "service": "billing", "ts": "2026-11-23T08:00:00.000Z"}
@@ -24,9 +26,13 @@ class Who(BaseModel):
     who: str = Field(min_length=1, max_length=128, description="Who acknowledges or resolves (name or badge).")
 
 
-def create_app(hub) -> FastAPI:
+def create_app(hub, access: Access | None = None) -> FastAPI:
+    """The API and the board; ``access`` None serves them open (tests, a hub behind its own gate)."""
     app = FastAPI(title="hallgrid hub", version="1",
                   description="Zone occupancy, ticket queues and staffing alerts of customer-service halls.")
+    if access is not None:
+        app.add_middleware(RequireLogin, access=access)
+    install_board(app, hub, access)
 
     @app.exception_handler(RequestValidationError)
     async def count_invalid(request: Request, exc: RequestValidationError):
@@ -76,12 +82,12 @@ def create_app(hub) -> FastAPI:
             raise HTTPException(409, str(exc)) from None
 
     @app.post("/api/alerts/{alert_id}/acknowledge")
-    def acknowledge(alert_id: str, body: Who) -> dict[str, Any]:
-        return _act(alert_id, hub.acknowledge, body.who)
+    def acknowledge(alert_id: str, body: Who, request: Request) -> dict[str, Any]:
+        return _act(alert_id, hub.acknowledge, actor(request, body.who))
 
     @app.post("/api/alerts/{alert_id}/resolve")
-    def resolve(alert_id: str, body: Who) -> dict[str, Any]:
-        return _act(alert_id, hub.resolve, body.who)
+    def resolve(alert_id: str, body: Who, request: Request) -> dict[str, Any]:
+        return _act(alert_id, hub.resolve, actor(request, body.who))
 
     @app.get("/api/alerts/{alert_id}/history")
     def history(alert_id: str) -> list[dict[str, Any]]:

@@ -18,8 +18,12 @@ from hub.fusion import SiteState
 BIG = 1e9   # an infinite wait, as a number the comparisons can use
 
 
-def _minutes(s: float | None) -> str:
-    return "no counter open" if s is None else f"{s / 60:.0f} min"
+def _wait_text(figures: dict) -> str:
+    """The predicted wait in words; an infinite one says why (no counter, or arrivals outpace service)."""
+    s = figures["predicted_wait_s"]
+    if s is not None:
+        return f"{s / 60:.0f} min"
+    return "unbounded: no counter open" if not figures["open_counters"] else "unbounded: arrivals outpace service"
 
 
 def long_wait(st: SiteState, now: float, only: set[str] | None = None) -> list[Condition]:
@@ -35,7 +39,7 @@ def long_wait(st: SiteState, now: float, only: set[str] | None = None) -> list[C
         closed = [c.id for c in st.site.counters if svc.id in c.services and c.id not in st.book.open_counters]
         action = f"open counter {closed[0]}" if closed else "send the lobby manager to pre-process the queue"
         text = (f"{where}: {f['waiting_people']} people, {f['waiting_tickets']} tickets for {svc.name or svc.id}, "
-                f"est. wait {_minutes(f['predicted_wait_s'])} > {r.max_wait_s / 60:.0f} min: {action}")
+                f"est. wait {_wait_text(f)} > {r.max_wait_s / 60:.0f} min: {action}")
         out.append(Condition(f"long_wait:{svc.id}", "long_wait", st.site.id, owner, wait, r.max_wait_s,
                              r.max_wait_s * r.wait_clear_ratio, "warning", text,
                              {**f, "suggested_counter": closed[0] if closed else None},

@@ -14,13 +14,13 @@ import json
 import logging
 import threading
 from typing import TYPE_CHECKING, Any, Callable
-from urllib.parse import urlparse
 
 import click
 
 from calibration.site import Site
 from edge.clock import Clock, SystemClock
 from edge.contract import DEFAULT_PREFIX, ContractError, OccupancyMessage, StatusMessage, iso_ts
+from edge.mqtt_url import BrokerUrlError, parse_broker_url
 
 from hub import rules
 from hub.alerts import RESOLVED, Alert, AlertManager, alerts_topic
@@ -76,7 +76,7 @@ class Hub:
             return
         import paho.mqtt.client as mqtt
 
-        url = urlparse(self.mqtt_url)
+        broker = parse_broker_url(self.mqtt_url)
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id or "",
                              clean_session=True)
         client.on_connect = self._on_connect
@@ -84,13 +84,15 @@ class Hub:
         client.on_message = self._on_message
         client.max_inflight_messages_set(1000)
         client.reconnect_delay_set(0.2, 5)
-        client.connect_async(url.hostname or "127.0.0.1", url.port or 1883, keepalive=30)
+        broker.apply(client)
+        client.connect_async(broker.host, broker.port, keepalive=30)
         self._client = client
         self._connected = threading.Event()
         client.loop_start()
         if not self._connected.wait(10):
             self.stop()
-            raise RuntimeError(f"cannot reach the MQTT broker at {self.mqtt_url} (or it refused the subscriptions)")
+            raise RuntimeError(f"cannot reach the MQTT broker at {broker.redacted()} "
+                               "(or it refused the subscriptions)")
 
     def stop(self) -> None:
         if self._client is not None:
@@ -147,6 +149,7 @@ class Hub:
                 with self.lock:
                     self.sites[sid].ingest_status(parts[2], status, self.clock.now())
                 self.stats["status_ok"] += 1
+                self._broadcast("camera", {"site": sid, "camera": parts[2], "state": status.state.value})
             except ContractError as exc:
                 self._drop("status", sid, str(exc))
         elif parts[2] == "tickets" and len(parts) == 3:
@@ -201,6 +204,7 @@ class Hub:
             self.stats["ticket_ok"] += 1
             if self.evaluate_on_message:
                 self._evaluate(site, now)
+        self._broadcast("tickets", {"site": site, "event": event.kind})    # the board re-reads its queues
         return True
 
     def import_csv(self, site: str, text: str) -> dict[str, Any]:
@@ -341,12 +345,15 @@ def _run_ticker(hub: Hub, interval: float, stop: threading.Event) -> None:
 @click.option("--webhook", "webhook_url", help="POST every alert change as JSON to this URL (retried).")
 @click.option("--tick", "tick_s", default=1.0, show_default=True, help="Seconds between rule evaluations.")
 @click.option("--prefix", default=DEFAULT_PREFIX, show_default=True, help="MQTT topic prefix.")
+@click.option("--no-auth", "no_auth", is_flag=True, help="Serve the board and API without login (trusted network "
+              "or tests only); default: the site files' access users, HALLGRID_USERS or HALLGRID_TOKEN.")
 def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db_url: str, http: str,
-                webhook_url: str | None, tick_s: float, prefix: str) -> None:
+                webhook_url: str | None, tick_s: float, prefix: str, no_auth: bool) -> None:
     """Fuse occupancy and ticket events into staffing alerts; serve the API, SSE stream and MQTT alerts."""
     import uvicorn
 
     from calibration.site import SiteError, load_site
+    from hub.access import AccessError, access_for_hub
     from hub.api import create_app
     from hub.storage import Storage
     from hub.webhook import Webhook
@@ -354,7 +361,8 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         sites = [load_site(p) for p in site_paths]
-    except SiteError as exc:
+        parse_broker_url(mqtt_url)
+    except (SiteError, BrokerUrlError) as exc:
         raise click.ClickException(str(exc)) from None
     if only:
         wanted = {s.strip() for s in only.split(",") if s.strip()}
@@ -363,6 +371,13 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
             raise click.ClickException(f"--sites names {', '.join(sorted(missing))} but no --site file has them")
         sites = [s for s in sites if s.id in wanted]
     host, _, port = http.rpartition(":")
+    try:
+        access, token = access_for_hub(sites, db_url, no_auth)
+    except AccessError as exc:
+        raise click.ClickException(str(exc)) from None
+    if token:
+        click.echo(f"no users configured (site file access:, HALLGRID_USERS, HALLGRID_TOKEN): this run's "
+                   f"duty-manager token is {token}")
     hub = Hub(sites, Storage(db_url), mqtt_url=mqtt_url, prefix=prefix,
               webhook=Webhook(webhook_url) if webhook_url else None,
               client_id=f"hallgrid-hub-{'-'.join(s.id for s in sites)}"[:64])
@@ -372,9 +387,9 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
         raise click.ClickException(str(exc)) from None
     stop = threading.Event()
     threading.Thread(target=_run_ticker, args=(hub, tick_s, stop), daemon=True, name="hub-ticker").start()
-    click.echo(f"hub for {', '.join(hub.sites)}: MQTT {mqtt_url}, DB {db_url}, API http://{host or '127.0.0.1'}:{port}")
+    click.echo(f"hub for {', '.join(hub.sites)}: MQTT {parse_broker_url(mqtt_url).redacted()}, DB {db_url}, API http://{host or '127.0.0.1'}:{port}")
     try:
-        uvicorn.run(create_app(hub), host=host or "127.0.0.1", port=int(port), log_level="warning")
+        uvicorn.run(create_app(hub, access), host=host or "127.0.0.1", port=int(port), log_level="warning")
     finally:
         stop.set()
         hub.stop()

@@ -79,7 +79,7 @@ def test_alert_lifecycle_over_http(client, hub):
     assert [a["key"] for a in alerts] == ["long_wait:billing"]
     a = alerts[0]
     assert a["state"] == "open" and a["owner"] == "B" and a["figures"]["waiting_tickets"] == 3
-    assert a["suggestion"] == ("Waiting area A: 3 people, 3 tickets for Billing, est. wait no counter open > 5 min: "
+    assert a["suggestion"] == ("Waiting area A: 3 people, 3 tickets for Billing, est. wait unbounded: no counter open > 5 min: "
                                "open counter 1")
     hub.clock.advance(30)
     r = client.post(f"/api/alerts/{a['id']}/acknowledge", json={"who": "wang"})

@@ -18,8 +18,8 @@ from test_hub_scenario import wait_until
 
 
 def start_hub(site_files, only: str, broker, db: str, port: int, log) -> subprocess.Popen:
-    cmd = [sys.executable, "-c", "from hub.cli import main; main()", "hub", "--sites", only, "--mqtt", broker.url,
-           "--db", db, "--http", f"127.0.0.1:{port}"]
+    cmd = [sys.executable, "-c", "from hub.cli import main; main()", "hub", "--no-auth", "--sites", only,
+           "--mqtt", broker.url, "--db", db, "--http", f"127.0.0.1:{port}"]
     for f in site_files:
         cmd += ["--site", str(f)]
     return subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)

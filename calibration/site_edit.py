@@ -1,0 +1,105 @@
+"""Writing an edited camera (zones and masks) back into a site file, keeping the installer's file.
+
+Why: the site file is hand-written too: its comments explain choices (why a
+mask is there) and its order is how the installer reads it. So edits go through
+ruamel's round-trip document: existing zones are updated in place (their
+comments stay), new ones are appended, removed ones dropped. The new text is
+validated with ``parse_site`` before anything is written, the previous file is
+kept as a timestamped backup, and the write is atomic (a crash never leaves half
+a file).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from calibration.site import Site, SiteError, parse_site
+
+ZONE_FIELDS = ("id", "name", "type", "grid_cell", "capacity")
+
+
+def _yaml() -> YAML:
+    y = YAML(typ="rt")
+    y.preserve_quotes = True
+    y.width = 120
+    y.indent(mapping=2, sequence=4, offset=2)
+    return y
+
+
+def _flow_polygon(polygon: Sequence[Sequence[float]]) -> CommentedSeq:
+    """[[x, y], ...] written on one line, rounded to 1e-4 of the frame (well under a pixel)."""
+    outer = CommentedSeq()
+    for x, y in polygon:
+        inner = CommentedSeq([round(float(x), 4), round(float(y), 4)])
+        inner.fa.set_flow_style()
+        outer.append(inner)
+    outer.fa.set_flow_style()
+    return outer
+
+
+def _merge(existing: Any, shapes: Sequence[dict], fields: Sequence[str]) -> CommentedSeq:
+    old = {item.get("id"): item for item in (existing or [])}
+    out = existing if isinstance(existing, CommentedSeq) else CommentedSeq()
+    kept = []
+    for shape in shapes:
+        item = old.get(shape["id"], CommentedMap())
+        for key in fields:
+            if key in shape:
+                item[key] = shape[key]
+        item["polygon"] = _flow_polygon(shape["polygon"])
+        kept.append(item)
+    del out[:]
+    out.extend(kept)
+    return out
+
+
+def edit_camera(text: str, camera_id: str, zones: Sequence[dict], masks: Sequence[dict]) -> str:
+    """The site text with ``camera_id``'s zones and masks replaced (dicts with the site file's keys)."""
+    y = _yaml()
+    doc = y.load(io.StringIO(text))
+    for cam in doc.get("cameras") or []:
+        if cam.get("id") == camera_id:
+            cam["zones"] = _merge(cam.get("zones"), zones, ZONE_FIELDS)
+            cam["masks"] = _merge(cam.get("masks"), masks, ("id",))
+            break
+    else:
+        raise SiteError([f"site has no camera {camera_id!r}"])
+    buf = io.StringIO()
+    y.dump(doc, buf)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class Saved:
+    site: Site
+    backup: Path | None
+
+
+def save_site_text(path: Path, text: str) -> Saved:
+    """Validate ``text`` as a site and replace ``path`` with it, keeping the old file as PATH.TIMESTAMP.bak.
+
+    Raises SiteError (and writes nothing) when the text is not a valid site.
+    """
+    site = parse_site(text, str(path))
+    backup = None
+    if path.exists():
+        backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
+        n = 1
+        while backup.exists():
+            backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}-{n}.bak")
+            n += 1
+        shutil.copy2(path, backup)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return Saved(site.model_copy(update={"source_file": path.resolve()}), backup)

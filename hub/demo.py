@@ -1,0 +1,161 @@
+"""``hallgrid demo``: the whole system on one machine, from the sample footage to alerts on the board.
+
+Broker, edge box (the sample clip, looping), hub (SQLite in a temporary folder),
+ticket simulator and the board's web server all run from this one process
+(the broker as a child process), and everything is torn down in reverse order
+on Ctrl-C, SIGTERM or ``--duration``, so the demo leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import signal
+import tempfile
+import threading
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from calibration.site import Site
+
+log = logging.getLogger("hallgrid.demo")
+
+# rule times that follow the simulated day; camera and ticket-feed staleness stay on the wall clock
+SCALED_RULES = ("max_wait_s", "service_time_prior_s", "arrival_window_s", "vip_max_wait_s", "min_duration_s",
+                "cooldown_s", "escalate_after_s", "entrance_dwell_s", "called_grace_s")
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    site_path: Path
+    duration: float | None
+    speed: float
+    host: str
+    port: int
+    model: str | None = None
+    model_dir: str | None = None
+    threads: int | None = None
+    login: tuple[str, str] = ("duty", "demo")
+
+
+def scale_rules(site: Site, speed: float) -> Site:
+    """Divide the rule times by ``speed``, so a compressed demo day raises the alerts a real one would."""
+    r = site.rules
+    return site.model_copy(update={"rules": r.model_copy(update={k: getattr(r, k) / speed for k in SCALED_RULES})})
+
+
+def _serve_http(app, host: str, port: int):
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           timeout_graceful_shutdown=2, lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True, name="http")
+    thread.start()
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+    return server, thread, stop
+
+
+def run_demo(opts: DemoOptions) -> None:
+    """Start everything, print where to look, wait for Ctrl-C or the duration, stop everything."""
+    import paho.mqtt.client as mqtt
+
+    from calibration.site import load_site
+    from edge.cli import detector_config
+    from edge.clock import SystemClock
+    from edge.mqtt_url import parse_broker_url
+    from edge.service import EdgeConfig, EdgeService
+    from hub.access import Access, load_secret
+    from hub.api import create_app
+    from hub.demo_broker import start_broker
+    from hub.service import Hub, _run_ticker
+    from hub.simulator import Scenario, TicketSimulator
+    from hub.storage import Storage
+    from hub.tickets import tickets_topic
+
+    site = scale_rules(load_site(opts.site_path), opts.speed)
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    with ExitStack() as stack:
+        stack.callback(lambda: [signal.signal(s, h) for s, h in previous.items()])
+        workdir = Path(tempfile.mkdtemp(prefix="hallgrid-demo-"))
+        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+        broker = start_broker(workdir)
+        stack.callback(broker.stop)
+        clock = SystemClock()
+
+        storage = Storage(f"sqlite:///{workdir / 'hub.db'}")
+        stack.callback(storage.close)
+        hub = Hub([site], storage, clock=clock, mqtt_url=broker.url, client_id="hallgrid-demo-hub")
+        hub.start()
+        stack.callback(hub.stop)
+        ticker_stop = threading.Event()
+        threading.Thread(target=_run_ticker, args=(hub, 1.0, ticker_stop), daemon=True, name="ticker").start()
+        stack.callback(ticker_stop.set)
+
+        access = Access.for_sites([site], {}, load_secret(workdir / "hub.secret"))
+        _, _, stop_http = _serve_http(create_app(hub, access), opts.host, opts.port)
+        stack.callback(stop_http)
+
+        edge = EdgeService(EdgeConfig(site=site, cameras=list(site.cameras), broker=parse_broker_url(broker.url),
+                                      detector=detector_config(site, opts.model, None, opts.threads, opts.model_dir),
+                                      outbox_path=workdir / "outbox.db", heartbeat_s=5.0))
+        edge.start()
+        stack.callback(edge.stop)
+
+        tickets = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="hallgrid-demo-tickets")
+        tickets.connect("127.0.0.1", broker.port)
+        tickets.loop_start()
+        stack.callback(lambda: (tickets.loop_stop(), tickets.disconnect()))
+        topic = tickets_topic(site.id)
+        sim = TicketSimulator(Scenario.demo_hall(), clock, lambda e: tickets.publish(topic, json.dumps(e), qos=1),
+                              speed=opts.speed)
+
+        user, password = opts.login
+        click.echo(f"hallgrid demo: site {site.id}, broker {broker.kind} on {broker.url}, "
+                   f"edge {edge.detector.name} on {site.cameras[0].source}, speed x{opts.speed:g}")
+        click.echo(f"board: http://{opts.host}:{opts.port}/board   login: {user} / {password} "
+                   f"(viewer: guest / {password})")
+        click.echo("Ctrl-C stops the demo" + (f"; it stops by itself after {opts.duration:g} s"
+                                              if opts.duration else ""), nl=True)
+        started = clock.monotonic()
+        while not stop.wait(0.2):
+            sim.step()
+            if opts.duration and clock.monotonic() - started >= opts.duration:
+                break
+        click.echo("stopping the demo ...")
+    click.echo("demo stopped")
+
+
+@click.command("demo")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, exists=True), default=None,
+              show_default="calibration/examples/demo-hall.yaml", help="Demo site (services, counters, users).")
+@click.option("--duration", type=click.FloatRange(0, min_open=True), help="Stop after this many seconds.")
+@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(0.1, 60),
+              help="Run the simulated ticket day (and the rule times) this many times faster.")
+@click.option("--http", "http", default="127.0.0.1:8080", show_default=True, help="HOST:PORT of the board.")
+@click.option("--model", help="Model name from the registry or an .onnx path.")
+@click.option("--model-dir", envvar="HALLGRID_MODEL_DIR", help="Folder searched first for model files.")
+@click.option("--threads", type=click.IntRange(0), help="onnxruntime threads (default: the site's).")
+def demo_command(site_path: str | None, duration: float | None, speed: float, http: str, model: str | None,
+                 model_dir: str | None, threads: int | None) -> None:
+    """Everything on one machine: broker, edge box on the sample clip, hub, ticket simulator and the board."""
+    from importlib.resources import files
+
+    from calibration.site import SiteError
+    from edge.cli import USER_ERRORS
+    from hub.demo_broker import BrokerError
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host, _, port = http.rpartition(":")
+    path = Path(site_path) if site_path else Path(str(files("calibration") / "examples" / "demo-hall.yaml"))
+    try:
+        run_demo(DemoOptions(path, duration, speed, host or "127.0.0.1", int(port), model, model_dir, threads))
+    except (*USER_ERRORS, BrokerError, SiteError, OSError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
