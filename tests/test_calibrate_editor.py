@@ -103,7 +103,8 @@ def test_draw_count_save_and_refuse_invalid(server, browser):
     page.click("#save")
     page.wait_for_selector("#message.error")
     assert "Not saved" in page.text_content("#message") and "not a simple area" in page.text_content("#message")
-    assert "not a simple area" in page.text_content("#problems")  # shown live while drawing, too
+    # shown live while drawing, too (the debounced recount lands shortly after the edit)
+    page.wait_for_function("document.querySelector('#problems').textContent.includes('not a simple area')")
     assert site_path.read_text() == saved
     page.screenshot(path=str(SCREENSHOTS / "calibrate-editor-invalid.png"))
     page.close()
