@@ -19,7 +19,7 @@ import onnxruntime as ort
 
 from calibration.site import load_site
 from edge.counting import CameraCounter
-from edge.detector import Detector, DetectorConfig
+from edge.detector import Detector, DetectorConfig, yolox_variant
 from edge.samples import resolve_sample
 from edge.video import read_frames
 
@@ -68,14 +68,18 @@ def main(model: str, frames: int, repeats: int, site_path: str, threads: int) ->
                 break
             counter.process(frame, ts)
 
-    default_session = ort.InferenceSession(str(detector.model.path), providers=["CPUExecutionProvider"])
+    shape = blobs[0].shape[2:]  # the input the detector chose for this frame size (YOLOX: not always square)
+    default_session = (ort.InferenceSession(str(detector.model.path), providers=["CPUExecutionProvider"])
+                       if shape == (detector.size, detector.size)
+                       else yolox_variant(detector.model.path, *shape, ort.SessionOptions()))
 
     def bare_default_options() -> None:
         for blob in blobs:
             default_session.run(None, {detector.input_name: blob})
 
     t_bare, t_pipe, t_default = best_of(repeats, bare, pipeline, bare_default_options)
-    print(f"model {detector.name} ({detector.family.value}, {detector.size}px), {n} frames of {video}, "
+    print(f"model {detector.name} ({detector.family.value}, {detector.size}px, fed {shape[1]}x{shape[0]}), "
+          f"{n} frames of {video}, "
           f"{threads or 'default'} threads, best of {repeats}")
     print(f"bare session.run : {n / t_bare:7.1f} frames/s  ({1000 * t_bare / n:.2f} ms/frame)")
     print(f"whole pipeline   : {n / t_pipe:7.1f} frames/s  ({1000 * t_pipe / n:.2f} ms/frame)")

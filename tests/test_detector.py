@@ -115,3 +115,21 @@ def test_registry_lists_the_team_models():
     rows = {spec.name: (path, ok) for spec, path, ok in list_models() if spec}
     assert all(ok for path, ok in rows.values() if path)
     assert rows["yolox_nano_320"][0] is not None
+
+
+def test_yolox_takes_a_wide_frame_without_square_padding():
+    """A 16:9 frame is fed as 320x192, not 320x320, and finds the same people at the same places."""
+    frame = cv2.imread(str(IMAGES / "zidane.jpg"))  # 1280 x 720
+    fitted = Detector(DetectorConfig(model="yolox_nano_320", confidence=0.25))
+    square = Detector(DetectorConfig(model="yolox_nano_320", confidence=0.25, fit_aspect=False))
+    blob, box = fitted.preprocess(frame)
+    assert blob.shape == (1, 3, 192, 320) and (box.input_height, box.input_width) == (192, 320)
+    assert square.preprocess(frame)[0].shape == (1, 3, 320, 320)
+    a, b = fitted(frame), square(frame)
+    assert len(a) == len(b) == 2
+    assert (iou_matrix(a.xyxy, b.xyxy).max(axis=1) > 0.85).all()  # measured 0.97 and 0.89: edge context differs
+
+
+def test_ultralytics_exports_keep_their_square_input():
+    det = Detector(DetectorConfig(model="yolo11n_int8_320"))
+    assert det.preprocess(cv2.imread(str(IMAGES / "zidane.jpg")))[0].shape == (1, 3, 320, 320)
