@@ -67,7 +67,10 @@ def run_cameras(n: int, detector: Detector, site, video: str, detect_fps: float,
             if item is None:
                 continue
             cam, frame, ts = item
-            counters[cam].process(frame, ts)
+            try:
+                counters[cam].process(frame, ts)
+            finally:
+                slots.done(cam)
             if measuring.is_set():
                 with lock:
                     done[cam] += 1

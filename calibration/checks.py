@@ -13,8 +13,9 @@ passes the frame size, the model's input size and the person boxes it found.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import shapely
@@ -25,7 +26,9 @@ from calibration.site import Camera
 MIN_PERSON_PX = 12.0  # person height at the model input below which detection is unreliable
 DEFAULT_PERSON_SHARE = 0.15  # person height as a share of the frame height when no one is detected
 OUTSIDE_SHARE = 0.5  # a zone with more than this share outside the usable frame is "mostly outside"
-OVERLAP_SHARE = 0.05  # of the smaller zone
+OVERLAP_SHARE = 0.05  # of the smaller zone's area: below this, shared edges are not an overlap
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -121,19 +124,36 @@ def check_camera(camera: Camera, view: CameraView, min_person_px: float = MIN_PE
     return out
 
 
-def overlaps(camera: Camera, min_share: float = OVERLAP_SHARE) -> list[Finding]:
-    """Zones of one camera and one grid cell that share floor: a person there is counted twice in the cell."""
+def overlapping_pairs(items: Sequence[T], polygon: Callable[[T], Sequence[Sequence[float]]],
+                      same_group: Callable[[T, T], bool], min_share: float = OVERLAP_SHARE
+                      ) -> list[tuple[T, T, float, float]]:
+    """Pairs of items whose polygons share more than ``min_share`` of the smaller one's area.
+
+    Only pairs for which ``same_group(a, b)`` holds are compared. Each result is
+    ``(a, b, share, shared_area)``, the area in the polygons' own units.
+
+    >>> sq = lambda x: [(x, 0), (x + 10, 0), (x + 10, 10), (x, 10)]
+    >>> [(a, b, round(s, 2)) for a, b, s, _ in overlapping_pairs([0, 6, 10], sq, lambda a, b: True)]
+    [(0, 6, 0.4), (6, 10, 0.6)]
+    """
     out = []
-    shapes = [(z, Polygon(z.polygon).buffer(0)) for z in camera.zones]
-    for i, (za, pa) in enumerate(shapes):
-        for zb, pb in shapes[i + 1:]:
-            if za.grid_cell != zb.grid_cell:
+    shapes = [(item, Polygon(polygon(item)).buffer(0)) for item in items]
+    for i, (a, pa) in enumerate(shapes):
+        for b, pb in shapes[i + 1:]:
+            if not same_group(a, b):
                 continue
             smaller = min(pa.area, pb.area)
-            shared = pa.intersection(pb).area / smaller if smaller > 0 else 0.0
-            if shared > min_share:
-                out.append(Finding(camera.id, za.id, "overlap",
-                                   f"overlaps zone {zb.id} in the same grid cell {za.grid_cell} ({shared:.0%} of the "
-                                   "smaller zone): a person standing there is counted twice in the cell; move the "
-                                   "shared edge so the zones only touch"))
+            shared = pa.intersection(pb).area
+            if smaller > 0 and shared / smaller > min_share:
+                out.append((a, b, shared / smaller, shared))
     return out
+
+
+def overlaps(camera: Camera, min_share: float = OVERLAP_SHARE) -> list[Finding]:
+    """Zones of one camera and one grid cell that share floor: a person there is counted twice in the cell."""
+    return [Finding(camera.id, za.id, "overlap",
+                    f"overlaps zone {zb.id} in the same grid cell {za.grid_cell} ({share:.0%} of the "
+                    "smaller zone): a person standing there is counted twice in the cell; move the "
+                    "shared edge so the zones only touch")
+            for za, zb, share, _ in overlapping_pairs(camera.zones, lambda z: z.polygon,
+                                                      lambda a, b: a.grid_cell == b.grid_cell, min_share)]

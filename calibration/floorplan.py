@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from shapely.geometry import Polygon
+
+from calibration.checks import OVERLAP_SHARE, overlapping_pairs
 
 MIN_PAIRS = 4
 DEFAULT_TOLERANCE_PX = 3.0  # in floor-plan pixels: a click is rarely more precise than this
-OVERLAP_SHARE = 0.05  # of the smaller zone's floor area: below this, shared edges are not double counting
 
 
 class FloorPlanError(ValueError):
@@ -40,10 +40,6 @@ class FloorFit:
     homography: np.ndarray  # (3, 3), image pixels -> plan pixels
     errors: np.ndarray  # (N,)
     warnings: list[str] = field(default_factory=list)
-
-    @property
-    def rms(self) -> float:
-        return float(np.sqrt(np.mean(self.errors ** 2)))
 
     @property
     def max_error(self) -> float:
@@ -115,26 +111,28 @@ class FloorZone:
     polygon: np.ndarray  # (N, 2) plan pixels
 
 
-def double_counting(zones: Sequence[FloorZone], min_share: float = OVERLAP_SHARE) -> list[str]:
+def double_counting(zones: Sequence[FloorZone], min_share: float = OVERLAP_SHARE,
+                    metres_per_px: float | None = None) -> list[str]:
     """Warnings for zones of different cameras that cover the same floor in the same grid cell.
+
+    With ``metres_per_px`` (the plan's scale, from ``floor_plan.width_m``) each warning also gives the
+    shared floor in square metres.
 
     >>> a = FloorZone("cam1", "wait", "B", np.array([(0, 0), (10, 0), (10, 10), (0, 10)]))
     >>> b = FloorZone("cam2", "wait2", "B", np.array([(5, 0), (15, 0), (15, 10), (5, 10)]))
     >>> double_counting([a, b])[0][:40]
     'cam1/wait and cam2/wait2 (grid cell B) c'
+    >>> double_counting([a, b], metres_per_px=0.1)[0].split("(")[2][:34]
+    '50% of the smaller zone, 0.5 m² of'
     """
     out = []
-    shapes = [(z, Polygon(z.polygon).buffer(0)) for z in zones]
-    for i, (za, pa) in enumerate(shapes):
-        for zb, pb in shapes[i + 1:]:
-            if za.camera == zb.camera or za.grid_cell != zb.grid_cell:
-                continue
-            smaller = min(pa.area, pb.area)
-            shared = pa.intersection(pb).area
-            if smaller > 0 and shared / smaller > min_share:
-                out.append(f"{za.camera}/{za.zone} and {zb.camera}/{zb.zone} (grid cell {za.grid_cell}) cover the "
-                           f"same floor ({shared / smaller:.0%} of the smaller zone): people there are counted "
-                           "twice; shrink one zone to its own side of the overlap or mask it in one camera")
+    pairs = overlapping_pairs(zones, lambda z: z.polygon,
+                              lambda a, b: a.camera != b.camera and a.grid_cell == b.grid_cell, min_share)
+    for za, zb, share, shared_px in pairs:
+        area = f", {shared_px * metres_per_px ** 2:.1f} m² of floor" if metres_per_px else ""
+        out.append(f"{za.camera}/{za.zone} and {zb.camera}/{zb.zone} (grid cell {za.grid_cell}) cover the "
+                   f"same floor ({share:.0%} of the smaller zone{area}): people there are counted "
+                   "twice; shrink one zone to its own side of the overlap or mask it in one camera")
     return out
 
 
@@ -144,7 +142,8 @@ def site_double_counting(site, plan_size: tuple[int, int], frame_sizes: dict[str
 
     ``plan_size`` is the floor-plan picture's (width, height); a camera's frame size comes from
     ``frame_sizes`` or its ``frame_size`` in the site. A camera whose pairing is refused gets a warning
-    with the bad pairs and is left out of the overlap check.
+    with the bad pairs and is left out of the overlap check. With the plan's ``width_m`` the warnings
+    give the doubly counted floor in square metres.
     """
     frame_sizes = frame_sizes or {}
     pw, ph = plan_size
@@ -164,4 +163,5 @@ def site_double_counting(site, plan_size: tuple[int, int], frame_sizes: dict[str
             continue
         warnings += [f"camera {cam.id}: {w}" for w in fit.warnings]
         floor += [FloorZone(cam.id, z.id, z.grid_cell, project_polygon(fit, z.polygon, size)) for z in cam.zones]
-    return warnings + double_counting(floor)
+    width_m = site.floor_plan.width_m if site.floor_plan else None
+    return warnings + double_counting(floor, metres_per_px=width_m / pw if width_m else None)

@@ -165,11 +165,15 @@ class Role(str, Enum):
 class User(Strict):
     """One person or device allowed on the hub's board and API; give a password hash, a token, or both.
 
-    Only hashes are stored in the file: ``hallgrid hash-password`` prints one (scrypt)."""
+    Only hashes are stored in the file (scrypt): make one with
+    ``.venv/bin/python -c "import getpass; from hub.access import hash_password;
+    print(hash_password(getpass.getpass()))"`` (one line; README, "Login and roles").
+    """
 
     name: str = Field(pattern=r"^[^\s:,]{1,64}$", description="Login name (no spaces, ':' or ',').")
     role: Role = Role.VIEWER
-    password_hash: str | None = Field(None, description="'scrypt$N$r$p$salt$hash' from `hallgrid hash-password`.")
+    password_hash: str | None = Field(None, description="'scrypt$N$r$p$salt$hash' from "
+                                 "hub.access.hash_password (README: Login and roles).")
     token: str | None = Field(None, min_length=16, description="Bearer token for scripts and wall displays.")
 
 
@@ -240,6 +244,28 @@ def _field(loc: tuple) -> str:
     return out or "(top level)"
 
 
+MIN_POLYGON_AREA = 1e-6  # in relative units (a share of the frame)
+
+
+def polygon_problem(points) -> str | None:
+    """Why a zone or mask polygon (relative points) is not a usable area, or None when it is.
+
+    >>> polygon_problem([(0, 0), (1, 1), (1, 0), (0, 1)])[:27]
+    'polygon is not a simple are'
+    >>> polygon_problem([(0, 0), (1, 0), (1, 1)]) is None
+    True
+    """
+    if len(points) < 3:
+        return "needs at least 3 points"
+    poly = Polygon(points)
+    if not poly.is_valid:
+        return (f"polygon is not a simple area ({explain_validity(poly)}); "
+                "order the points around its edge so that no two edges cross")
+    if poly.area < MIN_POLYGON_AREA:
+        return "polygon has no area"
+    return None
+
+
 def _geometry_problems(site: Site) -> list[tuple[tuple, str]]:
     """Checks that need the whole site: unique ids and polygons that make sense as areas."""
     problems: list[tuple[tuple, str]] = []
@@ -275,13 +301,8 @@ def _geometry_problems(site: Site) -> list[tuple[tuple, str]]:
                              "plan points: click each point on both pictures, in the same order"))
         for kind, shapes in (("zones", cam.zones), ("masks", cam.masks)):
             for i, shape in enumerate(shapes):
-                poly = Polygon(shape.polygon)
-                if not poly.is_valid:
-                    problems.append(((("cameras", c, kind, i, "polygon")),
-                                     f"polygon is not a simple area ({explain_validity(poly)}); "
-                                     "order the points around its edge so that no two edges cross"))
-                elif poly.area < 1e-6:
-                    problems.append(((("cameras", c, kind, i, "polygon")), "polygon has no area"))
+                if problem := polygon_problem(shape.polygon):
+                    problems.append((("cameras", c, kind, i, "polygon"), problem))
     return problems
 
 

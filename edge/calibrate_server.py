@@ -15,6 +15,7 @@ what the box will publish. Saving writes the site file only when it is valid
 from __future__ import annotations
 
 import hmac
+import itertools
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -26,12 +27,10 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
-from shapely.geometry import Polygon
-from shapely.validation import explain_validity
 
 from calibration.checks import CameraView, check_camera
 from calibration.proof import ProofSample, prove
-from calibration.site import Camera, Site, SiteError, ZoneType, load_site
+from calibration.site import Camera, Site, SiteError, ZoneType, load_site, polygon_problem
 from calibration.site_edit import edit_camera, save_site_text
 from edge.detections import Detections
 from edge.detector import Detector
@@ -83,15 +82,6 @@ class CameraState:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _problem(shape: ShapeIn) -> str | None:
-    if len(shape.polygon) < 3:
-        return "needs at least 3 points"
-    poly = Polygon(shape.polygon)
-    if not poly.is_valid:
-        return f"polygon is not a simple area ({explain_validity(poly)}): move the points so no two edges cross"
-    return None
-
-
 class CalibrateApp:
     """The editor's state: the site file, one snapshot source per camera, one detector."""
 
@@ -104,7 +94,7 @@ class CalibrateApp:
         self.cameras = {cid: CameraState(SnapshotSource(self.site.resolve_source(self.site.camera(cid))))
                         for cid in ids}
         self._detect_lock = threading.Lock()
-        self._numbers = 0
+        self._numbers = itertools.count(1)  # next() is atomic: two cameras never share a snapshot number
 
     def camera(self, camera_id: str) -> tuple[Camera, CameraState]:
         if camera_id not in self.cameras:
@@ -122,8 +112,7 @@ class CalibrateApp:
             with self._detect_lock:
                 detections = self.detector(frame.image)
             ok, jpeg = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, 85])
-            self._numbers += 1
-            state.last = Snapshot(self._numbers, frame, detections, jpeg.tobytes())
+            state.last = Snapshot(next(self._numbers), frame, detections, jpeg.tobytes())
             return state.last
 
     def last(self, camera_id: str) -> Snapshot:
@@ -133,14 +122,19 @@ class CalibrateApp:
     def counts(self, camera_id: str, shapes: ShapesIn) -> dict:
         """Counts of the drawn zones on the last snapshot; shapes that are not areas are reported, not counted."""
         camera, _ = self.camera(camera_id)
-        snap = self.last(camera_id)
-        problems = {s.id: p for s in shapes.zones + shapes.masks if (p := _problem(s))}
+        counted, _ = self._count(camera, self.last(camera_id), shapes)
+        return counted
+
+    def _count(self, camera: Camera, snap: Snapshot, shapes: ShapesIn) -> tuple[dict, list]:
+        """The counts answer for ``shapes`` on ``snap``, and the calibration.checks findings behind its warnings."""
+        problems = {s.id: p for s in shapes.zones + shapes.masks if (p := polygon_problem(s.polygon))}
         zones = [ZoneShape(z.id, z.polygon) for z in shapes.zones if z.id not in problems]
         masks = [m.polygon for m in shapes.masks if m.id not in problems]
         h, w = snap.frame.image.shape[:2]
         counts = ZoneCounter(zones, masks).count(snap.detections, w, h) if zones else {}
-        findings = [str(f) for f in self._findings(camera, shapes, snap, problems)]
-        return {"snapshot": snap.number, "counts": counts, "problems": problems, "warnings": findings}
+        findings = self._findings(camera, shapes, snap, problems)
+        return ({"snapshot": snap.number, "counts": counts, "problems": problems,
+                 "warnings": [str(f) for f in findings]}, findings)
 
     def _findings(self, camera: Camera, shapes: ShapesIn, snap: Snapshot, problems: dict) -> list:
         """calibration.checks warnings for the drafted zones (empty while a draft is not yet a valid zone)."""
@@ -166,16 +160,18 @@ class CalibrateApp:
         return {"ok": True, "path": str(self.site_path), "backup": str(saved.backup) if saved.backup else None}
 
     def proof(self, camera_id: str, body: ProofIn) -> dict:
-        _, state = self.camera(camera_id)
+        camera, state = self.camera(camera_id)
         snap = self.last(camera_id)
         if snap.number != body.snapshot:
             raise HTTPException(409, "the snapshot changed since you counted: stop live updates, then count again")
-        counted = self.counts(camera_id, body)["counts"]
-        rows = [ProofSample(z, counted.get(z, 0), n) for z, n in body.truth.items() if z in counted]
-        state.proofs += rows
-        camera, _ = self.camera(camera_id)
-        small = {f.zone for f in self._findings(camera, body, snap, {}) if f.kind == "small_people"}
-        report = prove(state.proofs, small, self.detector.size)
+        counted, findings = self._count(camera, snap, body)  # on this snapshot, even if a newer one arrives
+        rows = [ProofSample(z, counted["counts"].get(z, 0), n) for z, n in body.truth.items()
+                if z in counted["counts"]]
+        with state.lock:
+            state.proofs += rows
+            proofs = list(state.proofs)
+        small = {f.zone for f in findings if f.kind == "small_people"}
+        report = prove(proofs, small, self.detector.size)
         return {"snapshot": snap.number, "this": [r.__dict__ for r in rows], "zones": [r.to_dict() for r in report]}
 
     def site_json(self) -> dict:

@@ -21,13 +21,9 @@ from calibration.proof import ProofSample, TruthError, parse_truth, prove
 from calibration.site import Camera, Site, SiteError, load_site
 from edge.cli import USER_ERRORS, camera_of, detector_config, detector_options, fail
 from edge.detections import Detections
-from edge.zones import ZoneCounter
+from edge.zones import ZoneCounter, to_pixels
 
 ZONE_BGR, MASK_BGR, PERSON_BGR = (67, 160, 46), (30, 30, 200), (255, 229, 0)
-
-
-def _pixels(polygon, width: int, height: int) -> np.ndarray:
-    return np.round(np.asarray(polygon, np.float64) * (width - 1, height - 1)).astype(np.int32)
 
 
 def draw_overlay(frame: np.ndarray, camera: Camera, detections: Detections, counts: dict[str, int]) -> np.ndarray:
@@ -36,19 +32,19 @@ def draw_overlay(frame: np.ndarray, camera: Camera, detections: Detections, coun
     out = frame.copy()
     fill = frame.copy()
     for zone in camera.zones:
-        cv2.fillPoly(fill, [_pixels(zone.polygon, w, h)], ZONE_BGR)
+        cv2.fillPoly(fill, [to_pixels(zone.polygon, w, h)], ZONE_BGR)
     for mask in camera.masks:
-        cv2.fillPoly(fill, [_pixels(mask.polygon, w, h)], MASK_BGR)
+        cv2.fillPoly(fill, [to_pixels(mask.polygon, w, h)], MASK_BGR)
     cv2.addWeighted(fill, 0.3, out, 0.7, 0, out)
     for zone in camera.zones:
-        pts = _pixels(zone.polygon, w, h)
+        pts = to_pixels(zone.polygon, w, h)
         cv2.polylines(out, [pts], True, ZONE_BGR, 2, cv2.LINE_AA)
         cx, cy = pts.mean(axis=0).astype(int)
         label = f"{zone.id}: {counts.get(zone.id, 0)}"
         cv2.putText(out, label, (cx - 40, cy), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(out, label, (cx - 40, cy), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
     for mask in camera.masks:
-        cv2.polylines(out, [_pixels(mask.polygon, w, h)], True, MASK_BGR, 2, cv2.LINE_AA)
+        cv2.polylines(out, [to_pixels(mask.polygon, w, h)], True, MASK_BGR, 2, cv2.LINE_AA)
     for (x1, y1, x2, y2), (fx, fy) in zip(detections.xyxy.astype(int), detections.anchors().astype(int)):
         cv2.rectangle(out, (x1, y1), (x2, y2), PERSON_BGR, 1)
         cv2.circle(out, (fx, fy), 4, PERSON_BGR, -1, cv2.LINE_AA)
@@ -108,8 +104,9 @@ def check_cmd(site_path, camera_id, snapshot, out, truth, model, model_dir, conf
             frame = snapshot_of(site, camera, snapshot)
             h, w = frame.shape[:2]
             sizes[camera.id] = (w, h)
-            detections = ZoneCounter.for_camera(camera).unmasked(detector(frame), w, h)
-            counts = ZoneCounter.for_camera(camera).count(detections, w, h) if camera.zones else {}
+            counter = ZoneCounter.for_camera(camera)
+            detections = counter.unmasked(detector(frame), w, h)
+            counts = counter.count(detections, w, h) if camera.zones else {}
             path = _out_path(out, site, camera, len(cameras) > 1)
             path.parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(path), draw_overlay(frame, camera, detections, counts))

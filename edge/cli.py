@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import sys
@@ -15,7 +16,7 @@ from edge.counting import CameraCounter
 from edge.detector import Detector, DetectorConfig
 from edge.evaluation import GroundTruthError, evaluate
 from edge.samples import SampleError, resolve_sample
-from edge.video import VideoError, open_video, read_frames
+from edge.video import VideoError, read_frames, video_info
 from models import ModelError
 
 USER_ERRORS = (SiteError, ModelError, VideoError, GroundTruthError, SampleError)
@@ -84,25 +85,23 @@ def build_counter(site_path: str | None, camera_id: str | None, model, model_dir
 def count(video, site_path, camera_id, out, detect_fps, model, model_dir, confidence, threads):
     """Count people per zone in every frame of VIDEO (raw and smoothed)."""
     try:
-        site, _, counter = build_counter(site_path, camera_id, model, model_dir, confidence, threads)
+        _, _, counter = build_counter(site_path, camera_id, model, model_dir, confidence, threads)
         video = resolve_sample(video)
-        _, info = open_video(video)
+        info = video_info(video)
         total = int(info.frames * min(1.0, (detect_fps or info.fps) / info.fps)) or None
-        writer, fh = None, None
-        if out:
-            fh = Path(out).open("w", newline="", encoding="utf-8")
-            writer = csv.writer(fh)
-            writer.writerow(["frame", "ts", "zone", "raw", "count"])
-        with tqdm(total=total, unit="frame", desc="count", file=sys.stderr) as bar:
+        with contextlib.ExitStack() as stack:
+            writer = None
+            if out:
+                writer = csv.writer(stack.enter_context(Path(out).open("w", newline="", encoding="utf-8")))
+                writer.writerow(["frame", "ts", "zone", "raw", "count"])
+            bar = stack.enter_context(tqdm(total=total, unit="frame", desc="count", file=sys.stderr))
             for index, ts, frame in read_frames(video, detect_fps):
                 result = counter.process(frame, ts)
-                for zone in counter.zones.zone_ids:
-                    if writer:
-                        writer.writerow([index, f"{ts:.3f}", zone, result.raw[zone], result.smoothed[zone]])
+                if writer:
+                    writer.writerows([index, f"{ts:.3f}", zone, result.raw[zone], result.smoothed[zone]]
+                                     for zone in counter.zones.zone_ids)
                 bar.set_postfix_str(" ".join(f"{z}={n}" for z, n in result.smoothed.items()), refresh=False)
                 bar.update()
-        if fh:
-            fh.close()
     except USER_ERRORS as exc:
         fail(exc)
 

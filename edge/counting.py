@@ -17,7 +17,6 @@ from edge.zones import ZoneCounter
 class ZoneCounts:
     """Counts of one processed frame: per zone, raw (this frame) and smoothed (what is published)."""
 
-    ts: float
     raw: dict[str, int]
     smoothed: dict[str, int]
     detections: Detections
@@ -35,7 +34,7 @@ class CameraCounter:
     def count(self, detections: Detections, width: int, height: int, ts: float) -> ZoneCounts:
         raw = self.zones.count(detections, width, height)
         smoothed = {z: self.smoothers[z].update(n, ts) for z, n in raw.items()}
-        return ZoneCounts(ts, raw, smoothed, detections)
+        return ZoneCounts(raw, smoothed, detections)
 
     def process(self, frame: np.ndarray, ts: float) -> ZoneCounts:
         h, w = frame.shape[:2]

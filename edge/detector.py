@@ -21,12 +21,12 @@ import numpy as np
 import onnxruntime as ort
 
 from edge.detections import Detections
-from models import DEFAULT_MODEL, ModelError, resolve_model
+from models import DEFAULT_MODEL, ModelError, resolve_model, yolox
 
 log = logging.getLogger(__name__)
 
 PERSON = 0  # COCO class id
-YOLOX_STRIDES = (8, 16, 32)
+YOLOX_STRIDES = yolox.STRIDES
 
 
 class Family(str, Enum):
@@ -77,25 +77,20 @@ def _round_up(n: int, multiple: int = max(YOLOX_STRIDES)) -> int:
 
 def yolox_variant(path: Path, height: int, width: int, options: ort.SessionOptions) -> ort.InferenceSession:
     """A session of the YOLOX model at ``path`` declared with another input size, checked by one run."""
-    import onnx
-
-    model = onnx.load(str(path))
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    dims[2].dim_value, dims[3].dim_value = height, width
-    anchors = sum((height // s) * (width // s) for s in YOLOX_STRIDES)
-    model.graph.output[0].type.tensor_type.shape.dim[1].dim_value = anchors
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(yolox.resized(path, height, width).SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     out = session.run(None, {name: np.zeros((1, 3, height, width), np.float32)})[0]
-    if out.shape[1] != anchors:
-        raise ModelError(f"variant {height}x{width} gives {out.shape[1]} anchors, expected {anchors}")
+    if out.shape[1] != yolox.anchors(height, width):
+        raise ModelError(f"variant {height}x{width} gives {out.shape[1]} anchors, expected "
+                         f"{yolox.anchors(height, width)}")
     return session
 
 
 def recognise_family(output_shape: list, input_size: int, metadata: dict[str, str]) -> Family:
     """Tell the export family from the output layout and Ultralytics' metadata."""
     _, a, b = output_shape
-    yolox_anchors = sum((input_size // s) ** 2 for s in YOLOX_STRIDES)
+    yolox_anchors = yolox.anchors(input_size, input_size)
     if "ultralytics" in metadata.get("author", "").lower():
         return Family.YOLOV5 if b == 85 or (isinstance(a, int) and isinstance(b, int) and a > b and b < 100) \
             else Family.ULTRALYTICS

@@ -108,10 +108,10 @@ def evaluate(counter: "CameraCounter", video: str | Path, gt_path: str | Path, f
 
     from tqdm import tqdm
 
-    from edge.video import open_video, read_frames
+    from edge.video import read_frames, video_info
 
     truth = load_mot(gt_path)
-    _, info = open_video(video)
+    info = video_info(video)
     zones = counter.zones
     score = CountingScore(zones.zone_ids)
     busy = 0.0

@@ -6,6 +6,8 @@ and refreshes the retained value for late subscribers.
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from dataclasses import dataclass, field
 
 from calibration.site import Camera
@@ -46,23 +48,35 @@ def occupancy_message(site_id: str, camera: Camera, zone: str, ts_epoch: float, 
 
 @dataclass
 class RateMeter:
-    """Events per second over a sliding window (the fps shown in status and metrics)."""
+    """Events per second over a sliding window (the fps shown in status and metrics).
+
+    Thread-safe: ``tick`` comes from a detector worker, ``rate`` from the supervisor.
+    """
 
     window_s: float = 5.0
-    times: list[float] = field(default_factory=list)
+    times: deque[float] = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def tick(self, now: float) -> None:
-        self.times.append(now)
-        self.trim(now)
+        with self._lock:
+            self.times.append(now)
+            self._trim(now)
 
-    def trim(self, now: float) -> None:
+    def _trim(self, now: float) -> None:
         cut = now - self.window_s
         while self.times and self.times[0] < cut:
-            self.times.pop(0)
+            self.times.popleft()
 
     def rate(self, now: float) -> float:
-        self.trim(now)
-        if len(self.times) < 2:
-            return 0.0
-        span = max(now - self.times[0], self.times[-1] - self.times[0])
-        return (len(self.times) - 1) / span if span > 0 else 0.0
+        """
+        >>> m = RateMeter(window_s=5.0)
+        >>> for t in (0.0, 0.5, 1.0, 1.5, 2.0): m.tick(t)
+        >>> m.rate(2.0), m.rate(6.5), m.rate(20.0)
+        (2.0, 0.2, 0.0)
+        """
+        with self._lock:
+            self._trim(now)
+            if len(self.times) < 2:
+                return 0.0
+            span = max(now - self.times[0], self.times[-1] - self.times[0])
+            return (len(self.times) - 1) / span if span > 0 else 0.0

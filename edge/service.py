@@ -52,11 +52,18 @@ class EdgeConfig:
 
 
 class FrameSlots:
-    """Newest due frame per camera; taken round-robin so that every camera gets its turn at the detector."""
+    """Newest due frame per camera; taken round-robin so that every camera gets its turn at the detector.
+
+    A camera whose frame is being processed is busy: ``take`` skips it until
+    ``done(camera)``, so that with several workers one camera's frames are still
+    processed one at a time and in order (its smoother, schedule and rate are
+    not thread-safe, and an older count must not be stored after a newer one).
+    """
 
     def __init__(self, cameras: list[str], on_drop):
         self._order = list(cameras)
         self._slots: dict[str, tuple[np.ndarray, float] | None] = {c: None for c in cameras}
+        self._busy: set[str] = set()
         self._cond = threading.Condition()
         self._next = 0
         self._on_drop = on_drop
@@ -70,20 +77,29 @@ class FrameSlots:
             self._cond.notify()
 
     def take(self, timeout: float = 0.5) -> tuple[str, np.ndarray, float] | None:
+        """The next waiting frame of a camera not being processed; the caller must call ``done`` after it."""
         with self._cond:
             end = time.monotonic() + timeout
             while not self.closed:
                 for i in range(len(self._order)):
                     cam = self._order[(self._next + i) % len(self._order)]
                     item = self._slots[cam]
-                    if item is not None:
+                    if item is not None and cam not in self._busy:
                         self._slots[cam] = None
+                        self._busy.add(cam)
                         self._next = (self._next + i + 1) % len(self._order)
                         return cam, item[0], item[1]
                 left = end - time.monotonic()
                 if left <= 0 or not self._cond.wait(left):
                     return None
             return None
+
+    def done(self, camera: str) -> None:
+        """The frame ``take`` gave for ``camera`` is processed: its next frame may be taken."""
+        with self._cond:
+            self._busy.discard(camera)
+            if self._slots[camera] is not None:
+                self._cond.notify()
 
     def close(self) -> None:
         with self._cond:
@@ -188,6 +204,8 @@ class EdgeService:
             except Exception:  # one bad frame is logged and counted; the service goes on
                 log.exception("camera %s: frame failed", cam)
                 self.metrics.bad_frames.labels(cam).inc()
+            finally:
+                self.slots.done(cam)
 
     def _process(self, rt: CameraRuntime, frame: np.ndarray, ts: float) -> None:
         started = time.perf_counter()
@@ -199,13 +217,17 @@ class EdgeService:
         now = self.clock.monotonic()
         rt.rate.tick(now)
         due = rt.schedule.due(result.smoothed, now)
-        for zone in due:
-            def build(seq: int, zone: str = zone) -> tuple[str, str]:
+        if not due:
+            return
+
+        def builder(zone: str):
+            def build(seq: int) -> tuple[str, str]:
                 msg = occupancy_message(self.site.id, rt.camera, zone, ts, result.smoothed, result.raw, seq)
                 return occupancy_topic(self.site.id, rt.camera.id, zone, self.config.prefix), msg.to_json()
-            self.outbox.add(rt.camera.id, build)
-        if due:
-            rt.link.wake()
+            return build
+
+        self.outbox.add_many(rt.camera.id, [builder(zone) for zone in due])  # one transaction per frame
+        rt.link.wake()
 
     # health
 

@@ -6,7 +6,8 @@ source must move on with wall time like a camera so that "a fresh frame every
 second" shows people walking. Files are read forward (``grab`` skips frames
 without converting them) to the frame that footage time has reached, so the
 frame index is exact; live streams and USB cameras go through the edge's
-``CameraReader`` (reconnects, timeouts) and hand out their latest frame.
+``CameraReader`` (reconnects, timeouts) and hand out their latest frame, as long
+as it is fresh: a camera that stopped sending is an error, never a frozen picture.
 """
 
 from __future__ import annotations
@@ -31,15 +32,17 @@ class Frame:
 class SnapshotSource:
     """Hands out the camera's current frame on demand; thread-safe."""
 
-    def __init__(self, source: str, live_timeout_s: float = 10.0):
+    def __init__(self, source: str, live_timeout_s: float = 10.0, stale_s: float = 3.0):
         self.spec = classify(source)
         self.timeout_s = live_timeout_s
+        self.stale_s = stale_s  # a live frame older than this is not the camera's current view
         self._lock = threading.Lock()
         self._cap: cv2.VideoCapture | None = None
         self._next = 0  # index of the frame the next read returns
         self._start = 0.0
         self._latest: np.ndarray | None = None
-        self._got = threading.Event()
+        self._latest_at = 0.0  # time.monotonic() when _latest arrived
+        self._fresh = threading.Condition()
         self._reader: CameraReader | None = None
 
     def frame_at(self, index: int) -> Frame:
@@ -72,16 +75,30 @@ class SnapshotSource:
             fps = self._cap.get(cv2.CAP_PROP_FPS) or 25.0
             return self.frame_at(max(self._next, int((time.monotonic() - self._start) * fps)))
         if self._reader is None:
-            self._reader = CameraReader("calibrate", self.spec, 5.0, SystemClock(), self._on_frame)
+            self._reader = CameraReader("calibrate", self.spec, 5.0, SystemClock(), self._on_frame,
+                                        stall_s=self.stale_s)
             self._reader.start()
-        if not self._got.wait(self.timeout_s):
-            raise OSError(f"no frame from {self.spec.url} within {self.timeout_s:g} s: "
-                          f"{self._reader.health.detail}")
-        return Frame(self._latest, None)
+        deadline = time.monotonic() + self.timeout_s
+        with self._fresh:
+            while self._latest is None or time.monotonic() - self._latest_at > self.stale_s:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise OSError(self._stale_message())
+                self._fresh.wait(left)
+            return Frame(self._latest, None)
+
+    def _stale_message(self) -> str:
+        detail = self._reader.health.detail if self._reader else ""
+        if self._latest is None:
+            return f"no frame from {self.spec.url} within {self.timeout_s:g} s: {detail}"
+        return (f"{self.spec.url} stopped sending frames: the last one is {time.monotonic() - self._latest_at:.0f} s "
+                f"old and none came within {self.timeout_s:g} s (not shown: it would be a frozen picture): "
+                f"{detail or 'no error reported'}; check the camera and its network")
 
     def _on_frame(self, image: np.ndarray, ts: float) -> None:
-        self._latest = image
-        self._got.set()
+        with self._fresh:
+            self._latest, self._latest_at = image, time.monotonic()
+            self._fresh.notify_all()
 
     def close(self) -> None:
         if self._reader:

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from edge.clock import Clock
-from edge.samples import SampleError, resolve_sample
+from edge.samples import resolve_sample
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,6 @@ class ReaderHealth:
     connected: bool = False
     last_frame: float | None = None  # monotonic time of the last frame grabbed
     detail: str = "not opened yet"
-    reconnects: int = 0
 
 
 class CameraReader:
@@ -97,6 +96,7 @@ class CameraReader:
         self.stall_s = stall_s
         self.backoff_s = backoff_s
         self.health = ReaderHealth()
+        self._session_frames = 0  # frames grabbed since the source was last opened
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"camera-{camera_id}")
 
@@ -114,12 +114,11 @@ class CameraReader:
 
     def _run(self) -> None:
         delay = self.backoff_s[0]
-        first = True
+        reopen = False  # an open after a loss (counted as a reconnect), not the first one nor a file's loop
         while not self._stop.is_set():
-            if not first:
-                self.health.reconnects += 1
+            if reopen:
                 self.on_reconnect()
-            first = False
+            reopen = True
             try:
                 cap = open_capture(self.spec)
             except (OSError, cv2.error) as exc:
@@ -127,6 +126,7 @@ class CameraReader:
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.backoff_s[1])
                 continue
+            self._session_frames = 0
             try:
                 self.health.connected, self.health.detail = True, ""
                 ended = self._read(cap)
@@ -139,9 +139,10 @@ class CameraReader:
                 break
             if ended == "looped":
                 delay = self.backoff_s[0]
+                reopen = False
                 continue
-            if self.health.last_frame is not None:
-                delay = self.backoff_s[0]  # it worked for a while: retry quickly first
+            if self._session_frames > 0:
+                delay = self.backoff_s[0]  # this session worked for a while: retry quickly first
             self._lost(ended)
             self._stop.wait(delay)
             delay = min(delay * 2, self.backoff_s[1])
@@ -169,6 +170,7 @@ class CameraReader:
                     return "looped"
                 return "end of file" if is_file else "stream stopped delivering frames"
             n += 1
+            self._session_frames = n
             now = self.clock.monotonic()
             self.health.last_frame = now
             if now + 1e-3 >= next_detect:
@@ -182,8 +184,4 @@ class CameraReader:
         return "stopped"
 
 
-def describe(spec: SourceSpec) -> str:
-    return f"{spec.kind.value} {spec.url}" + (" (looped)" if spec.loop else "")
-
-
-__all__ = ["CameraReader", "SourceKind", "SourceSpec", "SampleError", "classify", "describe", "open_capture"]
+__all__ = ["CameraReader", "SourceKind", "SourceSpec", "classify", "open_capture"]

@@ -39,6 +39,13 @@ def open_video(path: str | Path) -> tuple[cv2.VideoCapture, VideoInfo]:
     return cap, info
 
 
+def video_info(path: str | Path) -> VideoInfo:
+    """A video's rate, length and size, without keeping it open."""
+    cap, info = open_video(path)
+    cap.release()
+    return info
+
+
 def read_frames(path: str | Path, detect_fps: float | None = None,
                 prefetch: int = 4) -> Iterator[tuple[int, float, np.ndarray]]:
     """Yield (frame index, seconds from the start, BGR frame).
@@ -56,25 +63,34 @@ def read_frames(path: str | Path, detect_fps: float | None = None,
 
 
 def _prefetched(items: Iterator, depth: int) -> Iterator:
-    """Run an iterator in a daemon thread, ``depth`` items ahead; its exceptions re-raise here."""
+    """Run an iterator in a daemon thread, ``depth`` items ahead; its exceptions re-raise here.
+
+    When the consumer stops early, the producer stops too and closes the iterator in its own
+    thread, so the video is released at once rather than whenever the garbage collector runs.
+    """
     q: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
     stop = threading.Event()
 
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     return
-            q.put(done)
+            put(done)
         except BaseException as exc:  # handed to the consumer
-            q.put(exc)
+            put(exc)
+        finally:
+            items.close()
 
     thread = threading.Thread(target=produce, daemon=True, name="frame-prefetch")
     thread.start()

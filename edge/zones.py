@@ -27,12 +27,20 @@ class ZoneShape:
     polygon: Sequence[Sequence[float]]
 
 
+def to_pixels(polygon: Sequence[Sequence[float]], width: int, height: int) -> np.ndarray:
+    """A relative polygon (0..1) -> (N, 2) int32 pixel vertices of a ``width`` x ``height`` frame.
+
+    >>> to_pixels([(0, 0), (1, 0.5)], 101, 11).tolist()
+    [[0, 0], [100, 5]]
+    """
+    return np.round(np.asarray(polygon, np.float64) * (width - 1, height - 1)).astype(np.int32)
+
+
 def rasterise(polygons: Sequence[Sequence[Sequence[float]]], width: int, height: int) -> np.ndarray:
     """Fill relative polygons into one boolean mask of the frame size."""
     mask = np.zeros((height, width), np.uint8)
     for poly in polygons:
-        pts = np.round(np.asarray(poly, np.float64) * (width - 1, height - 1)).astype(np.int32)
-        cv2.fillPoly(mask, [pts], 1)
+        cv2.fillPoly(mask, [to_pixels(poly, width, height)], 1)
     return mask.astype(bool)
 
 

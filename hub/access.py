@@ -16,6 +16,7 @@ import hmac
 import json
 import os
 import secrets
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -28,6 +29,10 @@ VIEWER, DUTY_MANAGER = Role.VIEWER.value, Role.DUTY_MANAGER.value
 # Paths anyone may load: the login form and the static files (no hall data in them).
 PUBLIC_PATHS = ("/login", "/healthz")
 PUBLIC_PREFIXES = ("/board/static/",)
+MIN_SECRET_BYTES = 32
+# Login throttle: this many failures for one client address and name within the window refuse that pair
+# until the oldest failure leaves the window.
+MAX_FAILURES, FAILURE_WINDOW_S = 5, 300.0
 
 
 class AccessError(ValueError):
@@ -52,6 +57,17 @@ def verify_password(password: str, stored: str) -> bool:
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got.hex(), digest)
+
+
+_dummy_hash: str | None = None
+
+
+def _dummy() -> str:
+    """A hash to check unknown names against, so a wrong name takes as long as a wrong password."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = hash_password(secrets.token_urlsafe(16))
+    return _dummy_hash
 
 
 @dataclass(frozen=True)
@@ -109,13 +125,15 @@ class Access:
                  clock: Clock | None = None):
         self.users: dict[str, User] = {}
         for u in users:
-            if u.name in self.users:
-                raise AccessError(f"user {u.name!r} is configured twice")
+            if u.name in self.users and self.users[u.name] != u:   # the same user in two site files is fine
+                raise AccessError(f"user {u.name!r} is configured twice, differently")
             self.users[u.name] = u
         self._tokens = {u.token: u for u in self.users.values() if u.token}
         self.secret = secret
         self.session_s = session_s
         self.clock = clock or SystemClock()
+        self._failures: dict[tuple[str, str], list[float]] = {}     # (client, name) -> failure times
+        self._failures_lock = threading.Lock()
 
     @classmethod
     def for_sites(cls, sites: list[Site], env: Mapping[str, str], secret: bytes,
@@ -129,10 +147,35 @@ class Access:
     def principal(user: User) -> Principal:
         return Principal(user.name, Role(user.role).value)
 
-    def login(self, name: str, password: str) -> Principal | None:
-        user = self.users.get(name)
-        if user is None or not user.password_hash or not verify_password(password, user.password_hash):
+    def throttled(self, name: str, client: str = "") -> bool:
+        """Too many recent failed logins for this name from this address: refuse without checking."""
+        now = self.clock.now()
+        with self._failures_lock:
+            times = [t for t in self._failures.get((client, name), []) if t > now - FAILURE_WINDOW_S]
+            return len(times) >= MAX_FAILURES
+
+    def _failed(self, name: str, client: str) -> None:
+        now = self.clock.now()
+        with self._failures_lock:
+            if len(self._failures) > 10_000:      # bounded: forget pairs with no recent failure
+                self._failures = {k: v for k, v in self._failures.items() if v[-1] > now - FAILURE_WINDOW_S}
+            times = [t for t in self._failures.get((client, name), []) if t > now - FAILURE_WINDOW_S]
+            self._failures[(client, name)] = times[-MAX_FAILURES + 1:] + [now]
+
+    def login(self, name: str, password: str, client: str = "") -> Principal | None:
+        """The user for a right name and password; None otherwise, or while ``throttled``. Blocking (scrypt,
+        tens of ms): call it off the event loop. Unknown names are checked against a dummy hash, so the
+        time taken does not tell which names exist."""
+        if self.throttled(name, client):
             return None
+        user = self.users.get(name)
+        stored = user.password_hash if user is not None and user.password_hash else _dummy()
+        ok = verify_password(password, stored) and user is not None and bool(user.password_hash)
+        if not ok:
+            self._failed(name, client)
+            return None
+        with self._failures_lock:
+            self._failures.pop((client, name), None)
         return self.principal(user)
 
     def by_token(self, token: str) -> Principal | None:
@@ -173,20 +216,37 @@ class Access:
         return None
 
 
-def load_secret(path: Path) -> bytes:
-    """The cookie-signing key: ``HALLGRID_SECRET``, else a random key kept in ``path`` (mode 600), so
-    board logins survive a hub restart."""
-    if os.environ.get("HALLGRID_SECRET"):
-        return os.environ["HALLGRID_SECRET"].encode()
+def load_secret(path: Path, env: Mapping[str, str] | None = None) -> bytes:
+    """The cookie-signing key: ``HALLGRID_SECRET`` (at least 32 bytes, else AccessError), else a random
+    key kept in ``path`` (mode 600), so board logins survive a hub restart. A missing, unreadable or
+    short file (a crash while writing, a hand edit) gets a new key, written atomically."""
+    env = os.environ if env is None else env
+    if env.get("HALLGRID_SECRET"):
+        key = env["HALLGRID_SECRET"].encode()
+        if len(key) < MIN_SECRET_BYTES:
+            raise AccessError(f"HALLGRID_SECRET is {len(key)} bytes: the cookie-signing key needs at least "
+                              f"{MIN_SECRET_BYTES} (e.g. python -c 'import secrets; print(secrets.token_hex(32))')")
+        return key
     try:
-        return bytes.fromhex(path.read_text().strip())
+        key = bytes.fromhex(path.read_text().strip())
+        if len(key) >= MIN_SECRET_BYTES:
+            return key
     except (OSError, ValueError):
-        key = secrets.token_bytes(32)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        pass
+    key = secrets.token_bytes(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
         with os.fdopen(fd, "w") as fh:
             fh.write(key.hex())
-        return key
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return key
 
 
 def _parse_cookies(header: str) -> dict[str, str]:
@@ -256,7 +316,7 @@ def access_for_hub(sites: list[Site], db_url: str, open_access: bool, env: Mappi
     if open_access:
         return None, None
     env = os.environ if env is None else env
-    secret = load_secret(secret_path(db_url))
+    secret = load_secret(secret_path(db_url), env)
     access = Access.for_sites(sites, env, secret)
     if access is not None:
         return access, None

@@ -118,15 +118,13 @@ class AlertManager:
         if alert.state == RESOLVED or alert.id in self.by_id or alert.key in self.active:
             return False
         self.by_id[alert.id] = alert
-        if alert.state != RESOLVED:
-            self.active[alert.key] = alert
-            self._level_since[alert.id] = now
+        self.active[alert.key] = alert
+        self._level_since[alert.id] = now
         return True
 
     # --- the tick ----------------------------------------------------------------------------------
-    def evaluate(self, conditions: list[Condition], now: float, site: str | None = None,
-                 partial: bool = False) -> list[Alert]:
-        """``partial``: only some subjects were evaluated (one zone's message), so a missing key is not
+    def evaluate(self, conditions: list[Condition], now: float, partial: bool = False) -> list[Alert]:
+        """One site's conditions (a manager holds one site's alerts). ``partial``: only some subjects were evaluated (one zone's message), so a missing key is not
         a cleared condition and escalation waits for the full tick."""
         changed: list[Alert] = []
         seen = set()
@@ -139,7 +137,7 @@ class AlertManager:
                     changed.append(self._resolve(alert, now, "hub"))
                     track.pending_since = None
                 else:
-                    alert = self._refresh(alert, c)
+                    self._refresh(alert, c)
                 continue
             if c.value < c.raise_at:
                 track.pending_since = None
@@ -154,9 +152,9 @@ class AlertManager:
         if partial:
             return changed
         for key, alert in list(self.active.items()):       # a subject that disappeared has cleared
-            if key not in seen and (site is None or alert.site == site):
+            if key not in seen:
                 changed.append(self._resolve(alert, now, "hub"))
-        changed.extend(self._escalate(now, site))
+        changed.extend(self._escalate(now))
         return changed
 
     def _raise(self, c: Condition, now: float) -> Alert:
@@ -185,10 +183,10 @@ class AlertManager:
         self._level_since.pop(alert.id, None)
         return new
 
-    def _escalate(self, now: float, site: str | None) -> list[Alert]:
+    def _escalate(self, now: float) -> list[Alert]:
         out = []
         for key, alert in list(self.active.items()):
-            if alert.state != OPEN or (site is not None and alert.site != site):
+            if alert.state != OPEN:
                 continue
             since = self._level_since.get(alert.id, now)
             if now - since >= self.escalate_after_s and alert.level != LEVELS[-1]:

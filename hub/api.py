@@ -16,7 +16,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
 
 from hub.access import Access, RequireLogin, actor
-from hub.board import install_board
+from hub.board import install_board, site_state
 from hub.tickets import TicketError, parse
 
 TICKET_EXAMPLE = {"event": "issued", "ticket": "A001", "service": "billing", "ts": "2026-11-23T08:00:00.000Z"}
@@ -42,24 +42,19 @@ def create_app(hub, access: Access | None = None) -> FastAPI:
         hub._drop(source, site, f"{request.method} {request.url.path}: {exc.errors()[0].get('msg', 'invalid')}")
         return await request_validation_exception_handler(request, exc)
 
-    def site_state(site: str):
-        if site not in hub.sites:
-            raise HTTPException(404, f"this hub does not serve site {site!r} (sites: {', '.join(hub.sites)})")
-        return hub.sites[site]
-
     @app.get("/api/sites")
     def sites() -> list[dict[str, Any]]:
         return [{"id": s.site.id, "name": s.site.name} for s in hub.sites.values()]
 
     @app.get("/api/sites/{site}/zones")
     def zones(site: str) -> list[dict[str, Any]]:
-        st = site_state(site)
+        st = site_state(hub, site)
         with hub.lock:
             return st.zone_list(hub.clock.now())
 
     @app.get("/api/sites/{site}/queues")
     def queues(site: str) -> list[dict[str, Any]]:
-        st = site_state(site)
+        st = site_state(hub, site)
         with hub.lock:
             return st.queues(hub.clock.now())
 
@@ -101,7 +96,7 @@ def create_app(hub, access: Access | None = None) -> FastAPI:
     def post_ticket(site: str, event: dict[str, Any] = Body(examples=[TICKET_EXAMPLE]),
                     format: Literal["auto", "hallgrid", "qmatic", "qminder"] = "auto") -> dict[str, Any]:
         """One ticket event (hallgrid, Qmatic- or Qminder-style JSON); 422 with the reason when invalid."""
-        site_state(site)
+        site_state(hub, site)
         try:
             e = parse(event, hub.clock.now(), format)
             accepted = hub.ingest_ticket(site, e)
@@ -113,7 +108,7 @@ def create_app(hub, access: Access | None = None) -> FastAPI:
     @app.post("/api/sites/{site}/tickets.csv")
     async def post_csv(site: str, request: Request) -> dict[str, Any]:
         """A ticket log as CSV (ts,event,ticket,service,counter,to_service,services)."""
-        site_state(site)
+        site_state(hub, site)
         text = (await request.body()).decode("utf-8", errors="replace")
         return await asyncio.to_thread(hub.import_csv, site, text)
 

@@ -9,6 +9,7 @@ is served here.
 
 from __future__ import annotations
 
+import asyncio
 from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs
@@ -57,6 +58,13 @@ def site_health(st, now: float) -> dict[str, Any]:
                                          "ok": t_age is not None and t_age < r.ticket_stale_s}}
 
 
+def site_state(hub, site: str):
+    """The live state of one of the hub's sites; 404 naming the sites it serves."""
+    if site not in hub.sites:
+        raise HTTPException(404, f"this hub does not serve site {site!r} (sites: {', '.join(hub.sites)})")
+    return hub.sites[site]
+
+
 def _page(name: str) -> HTMLResponse:
     return HTMLResponse((STATIC / name).read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
 
@@ -86,7 +94,11 @@ def install_board(app: FastAPI, hub, access: Access | None) -> None:
         if access is None:
             return RedirectResponse("/board", 303)
         form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
-        who = access.login(form.get("name", [""])[0], form.get("password", [""])[0])
+        name, client = form.get("name", [""])[0], request.client.host if request.client else ""
+        if access.throttled(name, client):
+            return RedirectResponse("/login?failed=1&throttled=1", 303)
+        # scrypt takes tens of ms: off the event loop, so the board's other requests and SSE keep flowing
+        who = await asyncio.to_thread(access.login, name, form.get("password", [""])[0], client)
         if who is None:
             return RedirectResponse("/login?failed=1", 303)
         resp = RedirectResponse("/board", 303)
@@ -108,14 +120,9 @@ def install_board(app: FastAPI, hub, access: Access | None) -> None:
             return {"name": "", "role": "duty_manager", "can_act": True, "auth": False}
         return {**user.to_dict(), "auth": True}
 
-    def state_of(site: str):
-        if site not in hub.sites:
-            raise HTTPException(404, f"this hub does not serve site {site!r}")
-        return hub.sites[site]
-
     @app.get("/api/sites/{site}/health")
     def health(site: str) -> dict[str, Any]:
-        st = state_of(site)
+        st = site_state(hub, site)
         with hub.lock:
             return site_health(st, hub.clock.now())
 
@@ -123,12 +130,17 @@ def install_board(app: FastAPI, hub, access: Access | None) -> None:
     def series(site: str, minutes: int = Query(60, ge=1, le=24 * 60),
                step_s: int = Query(60, ge=5, le=3600)) -> dict[str, Any]:
         """Per-zone highest count per step over the last ``minutes`` (the board's sparklines)."""
-        state_of(site)
+        site_state(hub, site)
         with hub.lock:
             now = hub.clock.now()
             hub._flush()                 # the latest counts are still in the hub's batch
             data = zone_series(hub.storage, site, now - minutes * 60, now, step_s)
         return {"until": now, "step_s": step_s, "zones": data}
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, bool]:
+        """Liveness for a load balancer or systemd watchdog (public: no hall data)."""
+        return {"ok": True}
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> Response:

@@ -6,8 +6,6 @@ extras still runs ``hallgrid edge``.
 
 from __future__ import annotations
 
-from importlib.resources import files
-
 import click
 
 from edge.cli import count, edge_cmd, eval_cmd
@@ -17,8 +15,6 @@ from edge.check_cli import check_cmd
 from hub.replay.cli import replay_command
 from hub.demo import demo_command
 from hub.service import hub_command
-
-EXAMPLE_SITE = files("calibration") / "examples" / "pets09-s2l1.yaml"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

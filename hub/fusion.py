@@ -40,7 +40,8 @@ class SiteState:
         self.started_at: float | None = None
         self.changed = False
         self.book = TicketBook([s.id for s in site.services], {c.id: list(c.services) for c in site.counters},
-                               prior_s=site.rules.service_time_prior_s, window_s=site.rules.arrival_window_s)
+                               prior_s=site.rules.service_time_prior_s, window_s=site.rules.arrival_window_s,
+                               timezone=site.timezone)
 
     # --- ingest ------------------------------------------------------------------------------------
     def ingest_occupancy(self, msg: OccupancyMessage, received_at: float) -> bool:

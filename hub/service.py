@@ -31,6 +31,7 @@ if TYPE_CHECKING:    # SQLAlchemy is a hub extra: an edge box runs `hallgrid` wi
     from hub.storage import Storage
 
 log = logging.getLogger("hallgrid.hub")
+ZONE_REPEAT_S = 20.0     # an unchanged zone reading is re-sent on the SSE stream at most this often
 
 
 class Hub:
@@ -52,6 +53,7 @@ class Hub:
         self.stats: collections.Counter[str] = collections.Counter()
         self.drops: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
         self._occ_rows: list[dict[str, Any]] = []
+        self._zone_sent: dict[tuple[str, str], tuple[int, Any, float]] = {}   # last SSE zone event: count, raw, at
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = []
         self._client = None
         self.alert_listeners: list[Callable[[Alert], None]] = []
@@ -95,10 +97,11 @@ class Hub:
                                "(or it refused the subscriptions)")
 
     def stop(self) -> None:
-        if self._client is not None:
-            self._client.loop_stop()
-            self._client.disconnect()
-            self._client = None
+        with self.lock:          # _emit reads the client under the lock: it sees the old one or None
+            client, self._client = self._client, None
+        if client is not None:
+            client.loop_stop()
+            client.disconnect()
         with self.lock:
             self._flush()
 
@@ -126,12 +129,14 @@ class Hub:
             self.handle(msg.topic, msg.payload)
         except Exception:     # the network loop must survive anything
             log.exception("unexpected error handling %s", msg.topic)
-            self.stats["errors"] += 1
+            with self.lock:
+                self.stats["errors"] += 1
 
     # --- doors -------------------------------------------------------------------------------------
     def _drop(self, source: str, site: str, reason: str) -> None:
-        self.stats[f"{source}_rejected"] += 1
-        self.drops.append({"at": iso_ts(self.clock.now()), "source": source, "site": site, "reason": reason})
+        with self.lock:          # MQTT and HTTP threads both drop: Counter += is not atomic
+            self.stats[f"{source}_rejected"] += 1
+            self.drops.append({"at": iso_ts(self.clock.now()), "source": source, "site": site, "reason": reason})
         log.warning("dropped %s message for %s: %s", source, site, reason)
 
     def handle(self, topic: str, payload: bytes) -> None:
@@ -148,7 +153,7 @@ class Hub:
                 status = StatusMessage.from_json(payload)
                 with self.lock:
                     self.sites[sid].ingest_status(parts[2], status, self.clock.now())
-                self.stats["status_ok"] += 1
+                    self.stats["status_ok"] += 1
                 self._broadcast("camera", {"site": sid, "camera": parts[2], "state": status.state.value})
             except ContractError as exc:
                 self._drop("status", sid, str(exc))
@@ -182,42 +187,62 @@ class Hub:
                     self._flush()
                 if self.evaluate_on_message and self.sites[site].changed:
                     self._evaluate(site, now, only={msg.zone})
-            self._broadcast("zone", {"site": site, "zone": msg.zone, "count": msg.count, "raw": msg.raw,
-                                     "ts": msg.ts})
+                # an unchanged heartbeat tells the board little: send it only now and then (the board's
+                # sparkline fills one bucket a minute from these), a change at once
+                last = self._zone_sent.get((site, msg.zone))
+                send = last is None or last[:2] != (msg.count, msg.raw) or now - last[2] >= ZONE_REPEAT_S
+                if send:
+                    self._zone_sent[(site, msg.zone)] = (msg.count, msg.raw, now)
+            if send:
+                self._broadcast("zone", {"site": site, "zone": msg.zone, "count": msg.count, "raw": msg.raw,
+                                         "ts": msg.ts})
             return True
         except ContractError as exc:
             self._drop("occupancy", site, str(exc))
             return False
 
-    def ingest_ticket(self, site: str, event: TicketEvent) -> bool:
-        """One ticket event; False for a duplicate, TicketError for an invalid one (the caller reports it)."""
+    def _apply_ticket(self, site: str, event: TicketEvent, now: float) -> bool:
+        """Apply and store one event under the lock (no evaluation); False for a duplicate."""
         if site not in self.sites:
             raise TicketError(f"this hub does not serve site {site!r}")
         if event.site and event.site != site:
             raise TicketError(f"event for site {event.site!r} sent to site {site!r}")
+        if not self.sites[site].book.apply(event, now):
+            self.stats["ticket_duplicate"] += 1
+            return False
+        self.storage.add_ticket_event(site, event, now)
+        self.stats["ticket_ok"] += 1
+        return True
+
+    def ingest_ticket(self, site: str, event: TicketEvent) -> bool:
+        """One ticket event; False for a duplicate, TicketError for an invalid one (the caller reports it)."""
         with self.lock:
             now = self.clock.now()
-            if not self.sites[site].book.apply(event, now):
-                self.stats["ticket_duplicate"] += 1
+            if not self._apply_ticket(site, event, now):
                 return False
-            self.storage.add_ticket_event(site, event, now)
-            self.stats["ticket_ok"] += 1
             if self.evaluate_on_message:
                 self._evaluate(site, now)
         self._broadcast("tickets", {"site": site, "event": event.kind})    # the board re-reads its queues
         return True
 
     def import_csv(self, site: str, text: str) -> dict[str, Any]:
+        """A ticket log export: every event applied, then the rules evaluated once for the batch."""
         events, errors = read_csv(text, self.clock.now())
         accepted = duplicates = 0
-        for i, e in enumerate(events):
-            try:
-                if self.ingest_ticket(site, e):
-                    accepted += 1
-                else:
-                    duplicates += 1
-            except TicketError as exc:
-                errors.append(f"event {i + 1}: {exc}")
+        with self.lock:
+            now = self.clock.now()
+            for i, e in enumerate(events):
+                try:
+                    if self._apply_ticket(site, e, now):
+                        accepted += 1
+                    else:
+                        duplicates += 1
+                except TicketError as exc:
+                    errors.append(f"event {i + 1}: {exc}")
+            if accepted and self.evaluate_on_message:
+                self._evaluate(site, now)
+        if accepted:
+            self._broadcast("tickets", {"site": site, "event": "import"})
         for err in errors:
             self._drop("ticket", site, err)
         return {"accepted": accepted, "duplicates": duplicates, "rejected": errors}
@@ -232,9 +257,12 @@ class Hub:
             self._drop("alert", site, f"bad retained alert: {exc}")
             return
         with self.lock:
-            if alert.site != site or self.storage.has_alert(alert.id):   # ours already (or a stale retained copy)
+            m = self.managers[site]
+            # ours already (or a stale retained copy): the in-memory checks first, the database last
+            if (alert.site != site or alert.state == RESOLVED or alert.id in m.by_id or alert.key in m.active
+                    or self.storage.has_alert(alert.id)):
                 return
-            if self.managers[site].adopt(alert, self.clock.now()):
+            if m.adopt(alert, self.clock.now()):
                 self.storage.save_alert(alert, None)
                 self.stats["alerts_adopted"] += 1
 
@@ -250,7 +278,7 @@ class Hub:
     def _evaluate(self, site: str, now: float, only: set[str] | None = None) -> list[Alert]:
         self.stats["evaluations"] += 1
         conditions = rules.evaluate(self.sites[site], now, only)
-        changed = self.managers[site].evaluate(conditions, now, site, partial=only is not None)
+        changed = self.managers[site].evaluate(conditions, now, partial=only is not None)
         for a in changed:
             self._emit(a, "hub" if a.state == RESOLVED else None)
         return changed
@@ -285,8 +313,9 @@ class Hub:
         """Every state change: storage first (a crash after it loses nothing), then MQTT, SSE, webhook."""
         self.storage.save_alert(alert, who)
         self.stats[f"alerts_{alert.state}"] += 1
-        if self._client is not None:
-            self._client.publish(alerts_topic(alert.site, alert.id, self.prefix), alert.to_json(), qos=1, retain=True)
+        client = self._client          # stop() may clear it from another thread: use one reading
+        if client is not None:
+            client.publish(alerts_topic(alert.site, alert.id, self.prefix), alert.to_json(), qos=1, retain=True)
         self._broadcast("alert", alert.to_dict())
         if self.webhook is not None:
             self.webhook.send(alert.to_dict())

@@ -9,16 +9,18 @@ reason; the door counts and logs it, or answers 4xx, and the hub keeps going.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any, Callable, Iterable
+from zoneinfo import ZoneInfo
 
 from edge.contract import ContractError, iso_ts, parse_ts
 
 KINDS = ("issued", "called", "served", "no_show", "transferred", "counter_open", "counter_close")
-TICKET_KINDS = KINDS[:5]
 COUNTER_KINDS = KINDS[5:]
 # Order of events with the same timestamp, so that a replay in any order folds the same way.
 RANK = {"issued": 0, "called": 1, "transferred": 2, "no_show": 3, "served": 3, "counter_open": 0,
@@ -48,7 +50,8 @@ class TicketEvent:
 
     @property
     def key(self) -> tuple:
-        """Identity for de-duplication: the same ticket and event (counter events: also the time)."""
+        """Identity for de-duplication: the same ticket and event (counter events: also the time). The
+        ticket book adds the service day, since ticket systems restart their numbers every morning."""
         if self.kind in COUNTER_KINDS:
             return (self.kind, self.counter, round(self.ts, 3))
         return (self.kind, self.ticket, self.to_service, self.counter)
@@ -126,8 +129,9 @@ def from_qmatic(data: Any, now: float) -> TicketEvent:
     kind = QMATIC[name]
     native = {"event": kind, "ts": data.get("eventTime", data.get("ts")), "site": data.get("site"),
               "ticket": p.get("ticket", p.get("ticketId")), "service": p.get("serviceId"),
-              "counter": p.get("servicePointId"), "to_service": p.get("queueId", p.get("serviceId")),
-              "services": p.get("serviceIds")}
+              "counter": p.get("servicePointId"), "services": p.get("serviceIds")}
+    if kind == "transferred":       # every visit event names its queue; only a transfer moves it
+        native["to_service"] = p.get("queueId", p.get("serviceId"))
     return from_dict({k: v for k, v in native.items() if v is not None}, now)
 
 
@@ -206,6 +210,7 @@ class Ticket:
     """A ticket's state, folded from its events in time order (so arrival order does not matter)."""
 
     ticket: str
+    day: int = 0                      # service day (site-local date ordinal): numbers restart every morning
     events: list[TicketEvent] = field(default_factory=list)
     state: str = "unknown"
     service: str = ""
@@ -214,6 +219,10 @@ class Ticket:
     counter: str = ""
     service_time: float | None = None
     served_ts: float | None = None
+
+    @property
+    def last_ts(self) -> float:
+        return max(e.ts for e in self.events) if self.events else float("-inf")
 
     def fold(self) -> None:
         self.events.sort(key=lambda e: (e.ts, RANK[e.kind]))
@@ -245,20 +254,27 @@ class TicketBook:
     """
 
     def __init__(self, known_services: Iterable[str] = (), counter_services: dict[str, list[str]] | None = None,
-                 prior_s: float = 180.0, alpha: float = 0.2, window_s: float = 1800.0):
+                 prior_s: float = 180.0, alpha: float = 0.2, window_s: float = 1800.0, timezone: str = "UTC",
+                 keep_s: float = 86400.0):
         self.known_services = set(known_services)
         self.counter_services = dict(counter_services or {})
         self.prior_s, self.alpha, self.window_s = prior_s, alpha, window_s
-        self.tickets: dict[str, Ticket] = {}
-        self.seen: set[tuple] = set()
+        self.tz = ZoneInfo(timezone)
+        self.keep_s = max(keep_s, window_s)       # state older than this (behind the newest event) is pruned
+        self.tickets: dict[str, Ticket] = {}      # ticket number -> its latest visit
+        self.seen: dict[tuple, float] = {}        # (service day, *event key) -> event ts
         self.open_counters: dict[str, tuple[str, ...]] = {}
         self.counter_last: dict[str, float] = {}
-        self.durations: dict[str, tuple[str, float, float]] = {}   # ticket -> (service, served ts, seconds)
-        self.issued: dict[str, list[float]] = {}
+        # (service day, ticket) -> (service, served ts, seconds)
+        self.durations: dict[tuple[int, str], tuple[str, float, float]] = {}
+        self.issued: dict[str, list[float]] = {}   # service -> issued times, sorted
+        self.latest_ts: float | None = None
+        self._pruned_at = float("-inf")
         self._st_cache: dict[str, float] = {}
         self._index: tuple[dict, dict] | None = None      # waiting by service, called by counter
         self.last_event_at: float | None = None
         self.first_event_ts: float | None = None
+        self.first_of_day: dict[int, float] = {}    # service day -> its first event's ts
 
     def validate(self, e: TicketEvent) -> None:
         """Checks against the site file; raise TicketError naming the unknown id."""
@@ -268,14 +284,25 @@ class TicketBook:
         if e.counter and self.counter_services and e.counter not in self.counter_services:
             raise TicketError(f"unknown counter {e.counter!r}")
 
+    def day_of(self, ts: float) -> int:
+        """The service day an instant belongs to: its site-local date (ticket numbers restart daily)."""
+        return datetime.fromtimestamp(ts, self.tz).date().toordinal()
+
     def apply(self, e: TicketEvent, received_at: float) -> bool:
-        """Apply one event; False for a duplicate (ignored). Raises TicketError for an invalid one."""
+        """Apply one event; False for a duplicate (ignored). Raises TicketError for an invalid one.
+
+        A ticket's identity is its number and service day, so A001 tomorrow is a new visit, not a
+        duplicate of today's."""
         self.validate(e)
-        if e.key in self.seen:
+        day = self.day_of(e.ts)
+        key = (day, *e.key)
+        if key in self.seen:
             return False
-        self.seen.add(e.key)
+        self.seen[key] = e.ts
+        self.latest_ts = e.ts if self.latest_ts is None else max(self.latest_ts, e.ts)
         self.last_event_at = received_at if self.last_event_at is None else max(self.last_event_at, received_at)
         self.first_event_ts = e.ts if self.first_event_ts is None else min(self.first_event_ts, e.ts)
+        self.first_of_day[day] = min(self.first_of_day.get(day, e.ts), e.ts)
         if e.kind in COUNTER_KINDS:
             if e.ts >= self.counter_last.get(e.counter, float("-inf")):   # an older event arriving late changes nothing
                 self.counter_last[e.counter] = e.ts
@@ -283,24 +310,55 @@ class TicketBook:
                     self.open_counters[e.counter] = e.services or tuple(self.counter_services.get(e.counter, ()))
                 else:
                     self.open_counters.pop(e.counter, None)
+            self._maybe_prune()
             return True
-        t = self.tickets.setdefault(e.ticket, Ticket(e.ticket))
+        if e.kind == "issued":
+            bisect.insort(self.issued.setdefault(e.service, []), e.ts)
+        t = self.tickets.get(e.ticket)
+        if t is None or t.day < day:          # a number's first event of the day: a new visit
+            t = self.tickets[e.ticket] = Ticket(e.ticket, day)
+        elif t.day > day:                     # a late event of an earlier day's visit: that visit is over
+            self._maybe_prune()
+            return True
         t.events.append(e)
         t.fold()
         self._index = None
-        if e.kind == "issued":
-            self.issued.setdefault(e.service, []).append(e.ts)
         # a late event can change a ticket's duration (a transfer arriving after its end): keep one per
         # ticket and recompute the EWMA in served order, so the estimate does not depend on arrival order
         sample = (t.service, t.served_ts, t.service_time) if t.service_time is not None and t.service_time >= 0 else None
-        if self.durations.get(t.ticket) != sample:
-            old = self.durations.pop(t.ticket, None)
+        visit = (t.day, t.ticket)
+        if self.durations.get(visit) != sample:
+            old = self.durations.pop(visit, None)
             if sample is not None:
-                self.durations[t.ticket] = sample
+                self.durations[visit] = sample
             self._st_cache.pop(t.service, None)
             if old is not None:
                 self._st_cache.pop(old[0], None)
+        self._maybe_prune()
         return True
+
+    def _maybe_prune(self) -> None:
+        """At most hourly (in event time): forget what is older than ``keep_s`` behind the newest event, so
+        a hub that runs for weeks holds a day of state, not all of it."""
+        if self.latest_ts is not None and self.latest_ts - self._pruned_at >= 3600:
+            self._pruned_at = self.latest_ts
+            self.prune(self.latest_ts - self.keep_s)
+
+    def prune(self, before: float) -> None:
+        """Drop tickets whose last event, event keys, issued times and service-time samples are before
+        ``before`` (the hub restores only a day of events after a restart, so this matches it)."""
+        old = [n for n, t in self.tickets.items() if t.last_ts < before]
+        for n in old:
+            del self.tickets[n]
+        if old:
+            self._index = None
+        self.seen = {k: ts for k, ts in self.seen.items() if ts >= before}
+        self.first_of_day = {d: ts for d, ts in self.first_of_day.items() if ts >= before or d >= self.day_of(before)}
+        for service, times in self.issued.items():
+            del times[:bisect.bisect_left(times, before)]
+        stale = [k for k, s in self.durations.items() if s[1] < before]
+        for k in stale:
+            self._st_cache.pop(self.durations.pop(k)[0], None)
 
     # --- the figures the rules need -------------------------------------------------------------
     def _indexed(self) -> tuple[dict, dict]:
@@ -337,12 +395,13 @@ class TicketBook:
         return self._st_cache[service]
 
     def arrival_rate(self, service: str, now: float) -> float:
-        """Issued tickets per second over the last window (shorter early in the day, at least 5 min)."""
+        """Issued tickets per second over the last window (shorter early in the service day, at least 5 min)."""
         if self.first_event_ts is None:
             return 0.0
-        window = min(self.window_s, max(300.0, now - self.first_event_ts))
+        first = self.first_of_day.get(self.day_of(now), self.first_event_ts)
+        window = min(self.window_s, max(300.0, now - first))
         times = self.issued.get(service, [])
-        return sum(1 for t in times if now - window < t <= now) / window
+        return (bisect.bisect_right(times, now) - bisect.bisect_right(times, now - window)) / window
 
     def total_arrival_rate(self, now: float) -> float:
         return sum(self.arrival_rate(s, now) for s in self.issued)

@@ -56,7 +56,18 @@ class Webhook:
                 self.failed += 1
 
     def close(self, timeout: float = 5.0) -> None:
-        self.queue.put(None)
-        self._thread.join(timeout)
+        """Stop within ``timeout``: ends a retry backoff at once; a full queue loses one change (counted)
+        to make room for the stop sentinel rather than blocking."""
         self._stop.set()
+        while True:
+            try:
+                self.queue.put_nowait(None)
+                break
+            except queue.Full:
+                try:
+                    self.queue.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+        self._thread.join(timeout)
         self.client.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from models import yolox
 from models.registry import ModelError, ModelSpec, sha256_of
 
 
@@ -31,19 +32,6 @@ def _download(url: str, dest: Path) -> None:
     tmp.replace(dest)
 
 
-def _reshape_input(parent: Path, dest: Path, size: int) -> None:
-    """Write a copy of a YOLOX ONNX whose declared input is size x size (the head has no fixed shapes)."""
-    import onnx
-
-    model = onnx.load(str(parent))
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    dims[2].dim_value = size
-    dims[3].dim_value = size
-    anchors = sum((size // s) ** 2 for s in (8, 16, 32))
-    model.graph.output[0].type.tensor_type.shape.dim[1].dim_value = anchors
-    onnx.save(model, str(dest))
-
-
 def fetch_model(spec: ModelSpec, manifest: dict[str, ModelSpec], cache: Path) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     dest = cache / spec.file
@@ -52,7 +40,9 @@ def fetch_model(spec: ModelSpec, manifest: dict[str, ModelSpec], cache: Path) ->
         parent_path = cache / parent.file
         if not parent_path.is_file():
             parent_path = fetch_model(parent, manifest, cache)
-        _reshape_input(parent_path, dest, spec.input)
+        import onnx
+
+        onnx.save(yolox.resized(parent_path, spec.input, spec.input), str(dest))
     elif spec.url:
         _download(spec.url, dest)
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import cv2
@@ -78,3 +79,21 @@ def test_check_refuses_an_invalid_site_with_its_line(tmp_path):
     bad.write_text(Path(EXAMPLE_SITE).read_text().replace("capacity: 4", "capacity: -1", 1))
     result = CliRunner().invoke(cli, ["check", str(bad)])
     assert result.exit_code == 2 and "capacity" in result.output
+
+
+def test_live_camera_that_stopped_sending_is_an_error_not_a_frozen_picture():
+    from types import SimpleNamespace
+
+    from edge.snapshots import SnapshotSource
+
+    source = SnapshotSource("rtsp://127.0.0.1:9/stream", live_timeout_s=0.3, stale_s=0.2)
+    source._reader = SimpleNamespace(health=SimpleNamespace(detail="read timed out"), stop=lambda: None)
+    first, second = np.zeros((4, 4, 3), np.uint8), np.ones((4, 4, 3), np.uint8)
+    source._on_frame(first, 0.0)
+    assert source.grab().image is first
+    time.sleep(0.25)  # the camera died after its first frame
+    with pytest.raises(OSError, match="stopped sending frames.*read timed out"):
+        source.grab()
+    source._on_frame(second, 0.0)  # it came back
+    assert source.grab().image is second
+    source.close()

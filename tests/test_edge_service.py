@@ -235,3 +235,198 @@ def test_outbox_is_bounded_and_keeps_seq(tmp_path):
     again = Outbox(tmp_path / "o.db", max_rows=3)
     assert again.add("cam1", lambda seq: ("t", str(seq))).payload == "6"
     assert again.dropped() == 3
+
+
+def test_outbox_counts_in_memory_follow_add_ack_trim_and_reopen(tmp_path):
+    box = Outbox(tmp_path / "o.db", max_rows=4)
+    rows = box.add_many("cam1", [lambda seq: ("t", f"a{seq}"), lambda seq: ("t", f"b{seq}")])
+    assert [r.payload for r in rows] == ["a1", "b2"], "one seq per message, in order, in one transaction"
+    box.add("cam2", lambda seq: ("t", str(seq)))
+    assert (box.depth(), box.depth("cam1"), box.depth("cam2"), box.depth("nope")) == (3, 2, 1, 0)
+    box.ack(rows[0].id)
+    box.ack(rows[0].id)  # a second acknowledgement of the same row changes nothing
+    assert (box.depth(), box.depth("cam1")) == (2, 1)
+    box.add_many("cam2", [lambda seq: ("t", str(seq))] * 3)  # 5 rows > 4: cam1's oldest goes
+    assert (box.depth(), box.depth("cam1"), box.depth("cam2"), box.dropped()) == (4, 0, 4, 1)
+    box.close()
+    again = Outbox(tmp_path / "o.db", max_rows=4)
+    assert (again.depth(), again.depth("cam1"), again.depth("cam2"), again.dropped()) == (4, 0, 4, 1)
+    assert again.add("cam1", lambda seq: ("t", str(seq))).payload == "3"
+    again.close()
+
+
+def test_frame_slots_never_give_one_camera_to_two_workers():
+    import numpy as np
+
+    from edge.service import FrameSlots
+
+    slots = FrameSlots(["a", "b"], lambda cam: None)
+    frame = np.zeros((2, 2, 3), np.uint8)
+    slots.put("a", frame, 1.0)
+    assert slots.take(0.01)[::2] == ("a", 1.0)
+    slots.put("a", frame, 2.0)
+    slots.put("b", frame, 2.0)
+    assert slots.take(0.01)[0] == "b", "a is busy: its newer frame waits"
+    assert slots.take(0.01) is None
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(slots.take(5)))
+    waiter.start()
+    time.sleep(0.1)
+    assert not got
+    slots.done("a")  # wakes the waiting worker
+    waiter.join(timeout=2)
+    assert got and got[0][::2] == ("a", 2.0)
+    slots.done("a")
+    slots.done("b")
+    slots.close()
+
+
+def test_frame_slots_with_workers_process_each_camera_in_order():
+    import numpy as np
+
+    from edge.service import FrameSlots
+
+    cams = ["a", "b", "c"]
+    slots = FrameSlots(cams, lambda cam: None)
+    frame = np.zeros((1, 1, 3), np.uint8)
+    seen: dict[str, list[float]] = {c: [] for c in cams}
+    inside: dict[str, int] = {c: 0 for c in cams}
+    overlap = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            item = slots.take(0.05)
+            if item is None:
+                continue
+            cam, _, ts = item
+            try:
+                with lock:
+                    inside[cam] += 1
+                    overlap.append(inside[cam] > 1)
+                time.sleep(0.001)
+                seen[cam].append(ts)
+                with lock:
+                    inside[cam] -= 1
+            finally:
+                slots.done(cam)
+
+    workers = [threading.Thread(target=worker) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for i in range(300):
+        for c in cams:
+            slots.put(c, frame, float(i))
+        if i % 10 == 0:
+            time.sleep(0.002)
+    time.sleep(0.2)
+    stop.set()
+    slots.close()
+    for w in workers:
+        w.join(timeout=2)
+    assert not any(overlap), "a camera was processed by two workers at once"
+    for c in cams:
+        assert seen[c] and seen[c] == sorted(seen[c]) and seen[c][-1] == 299.0
+
+
+def test_rate_meter_is_safe_between_a_worker_and_the_supervisor():
+    from edge.occupancy import RateMeter
+
+    meter = RateMeter(window_s=0.001)
+    errors = []
+
+    def reader() -> None:
+        try:
+            for _ in range(20_000):
+                meter.rate(time.monotonic())
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    for _ in range(20_000):
+        meter.tick(time.monotonic())
+    t.join()
+    assert not errors
+
+
+class FakeCapture:
+    """A source that delivers ``frames`` frames, then stops."""
+
+    def __init__(self, frames: int):
+        import numpy as np
+
+        self.left = frames
+        self.frame = np.zeros((4, 4, 3), np.uint8)
+
+    def get(self, prop):
+        return 0.0
+
+    def grab(self) -> bool:
+        self.left -= 1
+        return self.left >= 0
+
+    def retrieve(self):
+        return True, self.frame
+
+    def release(self) -> None:
+        pass
+
+
+class RecordingStop:
+    """Stands in for a reader's stop event: records each backoff wait and stops after ``n`` of them."""
+
+    def __init__(self, n: int):
+        self.waits: list[float] = []
+        self.n = n
+
+    def is_set(self) -> bool:
+        return len(self.waits) >= self.n
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        return self.is_set()
+
+    def set(self) -> None:
+        self.n = 0
+
+
+def run_reader(monkeypatch, spec, sessions: list[int], waits: int):
+    """Run a CameraReader's loop inline over fake sources delivering ``sessions[i]`` frames on the i-th open."""
+    import edge.sources as sources
+    from edge.clock import SystemClock
+
+    opened = iter(sessions)
+
+    def fake_open(_spec, timeout_s: float = 5.0):
+        n = next(opened, 0)
+        if n < 0:
+            raise OSError("cannot open")
+        return FakeCapture(n)
+
+    monkeypatch.setattr(sources, "open_capture", fake_open)
+    reconnects = []
+    reader = sources.CameraReader("cam1", spec, 1000.0, SystemClock(), on_frame=lambda f, ts: None,
+                                  on_reconnect=lambda: reconnects.append(1), backoff_s=(0.5, 5.0))
+    reader._stop = RecordingStop(waits)
+    reader._run()
+    return reader._stop.waits, len(reconnects)
+
+
+def test_reader_backoff_grows_for_a_stream_that_opens_and_fails_at_once(monkeypatch):
+    from edge.sources import SourceKind, SourceSpec
+
+    spec = SourceSpec("rtsp://camera/stream", SourceKind.STREAM)
+    waits, reconnects = run_reader(monkeypatch, spec, [5, 0, 0, 0, 0, 0, 3, 0], 8)
+    assert waits == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 0.5, 1.0], "reset only after a session that delivered frames"
+    assert reconnects == 7
+
+
+def test_reader_looping_a_file_is_not_a_reconnect(monkeypatch):
+    from edge.sources import SourceKind, SourceSpec
+
+    spec = SourceSpec("clip.avi", SourceKind.FILE, loop=True)
+    waits, reconnects = run_reader(monkeypatch, spec, [3, 3, 3, 3, -1, -1, 3], 3)
+    assert reconnects == 2, "four loops of the file, then two failed reopens: only those count"
+    assert waits == [0.5, 1.0, 0.5], "it looped again after the reopen: its next loss is retried quickly"

@@ -90,3 +90,18 @@ def test_site_cameras_projected_to_the_plan_warn_where_their_zones_overlap():
     assert any("cam1/wait-1 and cam2/wait-2" in w for w in warnings), warnings
     far = [[x / 2 + 0.5, y / 2 + 0.5] for x, y in img]
     assert site_double_counting(parse_site(SITE.format(img=img, plan1=plan1, plan2=far)), (1000, 1000)) == []
+
+
+def test_double_counting_gives_the_shared_floor_in_square_metres_when_the_plan_has_its_width():
+    a = FloorZone("cam1", "waiting", "B", square(0, 0, 100, 100))
+    b = FloorZone("cam2", "waiting-2", "B", square(60, 0, 160, 100))
+    (warning,) = double_counting([a, b], metres_per_px=0.05)  # 40 x 100 px shared = 2 x 5 m
+    assert "40% of the smaller zone, 10.0 m² of floor" in warning
+    img = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9], [0.5, 0.5]]
+    plan1 = [[x / 2, y / 2] for x, y in img]
+    plan2 = [[x / 2 + 0.1, y / 2] for x, y in img]
+    text = SITE.format(img=img, plan1=plan1, plan2=plan2)
+    assert not any("m²" in w for w in site_double_counting(parse_site(text), (1000, 1000)))
+    metric = parse_site(text.replace("{image: plan.png}", "{image: plan.png, width_m: 20}"))
+    assert any("cam1/wait-1 and cam2/wait-2" in w and "m² of floor" in w
+               for w in site_double_counting(metric, (1000, 1000)))

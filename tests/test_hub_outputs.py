@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
 from edge.clock import ManualClock
@@ -57,3 +59,13 @@ def test_hub_posts_alert_changes_and_a_new_hub_adopts_retained_alerts(tmp_path):
     assert b.active_keys()["long_wait:billing"] == raised[0].id and b.stats["alerts_adopted"] == 1
     b.handle(f"hallgrid/hall-1/alerts/{raised[0].id}", raised[0].to_json().encode())   # echo: known, ignored
     assert b.stats["alerts_adopted"] == 1
+
+
+def test_webhook_close_does_not_hang_on_a_full_queue_while_backing_off():
+    hook = Webhook("http://receiver/alerts", retries=5, backoff_s=30.0, max_queue=2,
+                   transport=httpx.MockTransport(lambda r: httpx.Response(503)))
+    for i in range(5):
+        hook.send({"n": i})
+    started = time.monotonic()
+    hook.close(timeout=5.0)
+    assert time.monotonic() - started < 2.0 and not hook._thread.is_alive()

@@ -104,3 +104,43 @@ def test_csv_import_reports_bad_lines():
     assert errors == ["line 4: unknown event 'bogus' (expected one of issued, called, served, no_show, transferred, "
                       "counter_open, counter_close)"]
     assert read_csv("a,b\n1,2\n", T)[1][0].startswith("line 1: header")
+
+
+def test_qmatic_visit_events_with_a_queue_id_are_accepted():
+    b = book()
+    create = parse({"event": "VISIT_CREATE", "eventTime": "2027-01-15T08:00:00Z",
+                    "parameters": {"ticket": "A001", "serviceId": "billing", "queueId": "q-17"}}, T)
+    assert (create.kind, create.service, create.to_service) == ("issued", "billing", "")
+    assert b.apply(create, T)
+    moved = parse({"event": "VISIT_TRANSFER_TO_QUEUE", "parameters": {"ticket": "A001", "queueId": "newline"}}, T)
+    assert (moved.kind, moved.to_service) == ("transferred", "newline")
+    assert b.apply(moved, T) and b.tickets["A001"].service == "newline"
+
+
+def test_ticket_numbers_restart_every_day():
+    b = TicketBook(["billing", "newline"], {"1": ["billing"]}, timezone="Europe/Berlin")
+    day = 86400.0
+
+    def day_events(start):
+        return [parse(e, start) for e in ({"event": "issued", "ticket": "A001", "service": "billing", "ts": start},
+                                          {"event": "issued", "ticket": "A002", "service": "billing", "ts": start + 30},
+                                          {"event": "called", "ticket": "A001", "counter": "1", "ts": start + 60},
+                                          {"event": "served", "ticket": "A001", "ts": start + 360})]
+
+    first = day_events(T)
+    assert [b.apply(e, T) for e in first + first] == [True] * 4 + [False] * 4    # duplicates within a day
+    assert b.tickets["A002"].state == "waiting"
+    second = day_events(T + day)
+    assert [b.apply(e, T + day) for e in second] == [True] * 4                    # the same numbers next morning
+    assert b.apply(second[1], T + day) is False                                   # still a duplicate that day
+    assert b.tickets["A001"].state == "served" and b.tickets["A001"].day == b.day_of(T + day)
+    assert [t.ticket for t in b.waiting("billing")] == ["A002"]
+    assert b.tickets["A002"].waiting_since == T + day + 30
+    assert b.samples("billing") == 2
+    assert b.arrival_rate("billing", T + day + 60) == pytest.approx(2 / 300)
+    # a week later, yesterday's and older state is gone (bounded memory), today's queues normally
+    later = day_events(T + 8 * day)
+    assert all(b.apply(e, T + 8 * day) for e in later)
+    assert len(b.seen) == 4 and b.samples("billing") == 1
+    assert sum(len(v) for v in b.issued.values()) == 2
+    assert [t.ticket for t in b.waiting("billing")] == ["A002"]

@@ -81,3 +81,14 @@ def test_export_builds_exports_and_runs_a_model(tmp_path):
     det = Detector(DetectorConfig(model="yolo11n_160", model_dir=str(tmp_path)))
     assert det.size == 160 and det.family.value == "ultralytics"
     det(np.zeros((240, 320, 3), np.uint8))
+
+
+def test_fetch_derives_the_320_and_640_files_from_the_416_release(tmp_path):
+    """A user machine has only Megvii's 416 release: the 320/640 files are derived, then sha256-checked."""
+    from models.fetch import fetch_model
+
+    manifest = load_manifest()
+    (tmp_path / "yolox_nano_416.onnx").write_bytes((SHARED / "models" / "yolox_nano_416.onnx").read_bytes())
+    for name in ("yolox_nano_320", "yolox_nano_640"):
+        path = fetch_model(manifest[name], manifest, tmp_path)  # raises if the bytes differ from the release's
+        assert sha256_of(path) == manifest[name].sha256

@@ -106,3 +106,12 @@ def test_relative_source_is_relative_to_the_site_file(tmp_path):
     path.write_text(GOOD.replace("rtsp://10.0.0.5/stream1", "videos/cam1.mp4"))
     site = load_site(path)
     assert site.resolve_source(site.cameras[0]) == str(tmp_path / "videos" / "cam1.mp4")
+
+
+def test_polygon_problem_is_the_one_check_of_zone_and_mask_shapes():
+    from calibration.site import polygon_problem
+
+    assert polygon_problem([(0.1, 0.1), (0.9, 0.1), (0.9, 0.9)]) is None
+    assert polygon_problem([(0.1, 0.1), (0.9, 0.1)]) == "needs at least 3 points"
+    assert "not a simple area" in polygon_problem([(0.1, 0.1), (0.9, 0.9), (0.9, 0.1), (0.1, 0.9)])
+    assert polygon_problem([(0.1, 0.1), (0.1000001, 0.1), (0.1, 0.1000001)]) == "polygon has no area"

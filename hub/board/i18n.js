@@ -5,7 +5,8 @@ const I18N = (() => {
   const T = {
     en: {
       login_title: "Duty manager's board", user: "User", password: "Password", sign_in: "Sign in",
-      login_failed: "Wrong user or password.", logout: "Log out", connecting: "connecting",
+      login_failed: "Wrong user or password.", login_throttled: "Too many failed attempts: wait a few minutes.",
+      logout: "Log out", connecting: "connecting",
       live: "live", reconnecting: "reconnecting…", hall: "Hall", queues: "Queues", alerts: "Alerts",
       service: "Service", tickets_waiting: "Tickets waiting", people_waiting: "People waiting",
       open_counters: "Open counters", predicted_wait: "Predicted wait", cell: "Cell", no_data: "no data",
@@ -24,7 +25,8 @@ const I18N = (() => {
     },
     zh: {
       login_title: "值班经理看板", user: "用户名", password: "密码", sign_in: "登录",
-      login_failed: "用户名或密码错误。", logout: "退出", connecting: "连接中",
+      login_failed: "用户名或密码错误。", login_throttled: "失败次数过多，请几分钟后再试。",
+      logout: "退出", connecting: "连接中",
       live: "实时", reconnecting: "重新连接…", hall: "营业厅", queues: "排队", alerts: "预警",
       service: "业务", tickets_waiting: "等候票号", people_waiting: "等候人数",
       open_counters: "开放柜台", predicted_wait: "预计等候", cell: "网格", no_data: "无数据",

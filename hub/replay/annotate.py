@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from zoneinfo import ZoneInfo
-
 import cv2
 import numpy as np
 
 from calibration.site import Camera
 from edge.counting import ZoneCounts
+from hub.replay.start_time import to_local
 
 PALETTE = [(66, 135, 245), (245, 130, 48), (60, 180, 75), (230, 25, 75), (145, 30, 180), (70, 240, 240)]
 
@@ -34,7 +32,7 @@ def draw(frame: np.ndarray, camera: Camera, result: ZoneCounts, epoch: float, tz
         cv2.putText(out, label, (int(x) + 4, int(y) + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, colour, 2, cv2.LINE_AA)
     for box in result.detections.xyxy.astype(int):
         cv2.rectangle(out, (box[0], box[1]), (box[2], box[3]), (255, 255, 255), 1)
-    stamp = datetime.fromtimestamp(epoch, timezone.utc).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-5]
+    stamp = to_local(epoch, tz).strftime("%Y-%m-%d %H:%M:%S.%f")[:-5]
     cv2.putText(out, f"{camera.id} {stamp}", (8, h - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2,
                 cv2.LINE_AA)
     return out

@@ -11,16 +11,17 @@ import base64
 import html
 import io
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from edge.contract import parse_ts  # noqa: E402
 from hub.replay.series import Table  # noqa: E402
+from hub.replay.start_time import to_local  # noqa: E402
 
 LEVEL_COLOURS = {"info": "#4c9be8", "warning": "#f0a020", "critical": "#d62728"}
 
@@ -33,18 +34,15 @@ def _png(fig) -> str:
 
 
 def _local(epoch: float, tz: str) -> datetime:
-    return datetime.fromtimestamp(epoch, timezone.utc).astimezone(ZoneInfo(tz)).replace(tzinfo=None)
-
-
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    """Site-local wall time without the zone, as matplotlib's date axis wants it."""
+    return to_local(epoch, tz).replace(tzinfo=None)
 
 
 def occupancy_figure(zones: Table, tz: str) -> str:
     lines: dict[str, tuple[list, list, list]] = defaultdict(lambda: ([], [], []))
     for ts, _, cam, zone, _, raw, sm in zones.rows:
         x, r, s = lines[f"{cam}/{zone}"]
-        x.append(_local(_epoch(ts), tz))
+        x.append(_local(parse_ts(ts), tz))
         r.append(raw)
         s.append(sm)
     fig, ax = plt.subplots(figsize=(10, 3.6))
@@ -80,7 +78,7 @@ def waits_figure(queues: Table, tz: str) -> str:
     by_service: dict[str, tuple[list, list, list]] = defaultdict(lambda: ([], [], []))
     for row in queues.rows:
         x, w, n = by_service[row[2]]
-        x.append(_local(_epoch(row[0]), tz))
+        x.append(_local(parse_ts(row[0]), tz))
         w.append(float("nan") if row[8] is None else row[8] / 60)
         n.append(row[3])
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(10, 4.5), sharex=True)
@@ -101,12 +99,12 @@ def alerts_figure(alerts: list[dict[str, Any]], start: float, end: float, tz: st
     keys = sorted({a["key"] for a in alerts})
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(keys) + 1.4))
     for a in alerts:
-        t0 = _epoch(a["raised_at"])
-        t1 = _epoch(a["resolved_at"]) if a["resolved_at"] else end
+        t0 = parse_ts(a["raised_at"])
+        t1 = parse_ts(a["resolved_at"]) if a["resolved_at"] else end
         y = keys.index(a["key"])
         ax.barh(y, (t1 - t0) / 86400, left=_local(t0, tz), color=LEVEL_COLOURS.get(a["level"], "grey"), height=0.6)
         if a["acknowledged_at"]:
-            ax.plot([_local(_epoch(a["acknowledged_at"]), tz)], [y], "k|", markersize=14)
+            ax.plot([_local(parse_ts(a["acknowledged_at"]), tz)], [y], "k|", markersize=14)
     ax.set_yticks(range(len(keys)), keys)
     ax.set_xlim(_local(start, tz), _local(end, tz))
     ax.set_xlabel(f"time ({tz}); colour: final level")

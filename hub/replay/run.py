@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import queue
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -73,8 +75,7 @@ def plan(config: ReplayConfig, site: Site) -> tuple[list[CameraJob], list[str]]:
     threads = config.detector.threads
     if not threads:     # share the cores: each process gets its part rather than all of them
         threads = max(1, (os.cpu_count() or 1) // max(1, min(config.jobs, n)))
-    detector = DetectorConfig(config.detector.model, config.detector.model_dir, config.detector.confidence,
-                              config.detector.iou, threads)
+    detector = dataclasses.replace(config.detector, threads=threads)
     for video, cam, start, gt in zip(config.videos, _paired(config.cameras, n, "--camera"),
                                      _paired(config.starts, n, "--start"), _paired(config.gts, n, "--gt")):
         camera_id = _camera_for(site, video, cam)
@@ -105,7 +106,7 @@ def count_all(jobs: list[CameraJob], workers: int, progress: bool) -> list[Camer
             while not all(f.done() for f in futures):
                 try:
                     bar.update(q.get(timeout=0.2))
-                except Exception:  # queue.Empty through the manager proxy
+                except queue.Empty:  # re-raised as such through the manager proxy
                     pass
             while not q.empty():
                 bar.update(q.get())

@@ -66,7 +66,12 @@ def resolve_start(path: str | Path, given: str | None, tz: str = "UTC") -> tuple
     return parse_start(DEFAULT_START), "default"
 
 
+def to_local(epoch: float, tz: str) -> datetime:
+    """An instant as an aware datetime in the site's time zone."""
+    return datetime.fromtimestamp(epoch, timezone.utc).astimezone(ZoneInfo(tz))
+
+
 def local_hour(epoch: float, tz: str) -> str:
     """The site-local hour an instant falls in, as 'YYYY-MM-DDTHH:00+08:00' (the statistics' hour key)."""
-    dt = datetime.fromtimestamp(epoch, timezone.utc).astimezone(ZoneInfo(tz))
+    dt = to_local(epoch, tz)
     return dt.replace(minute=0, second=0, microsecond=0).isoformat()
