@@ -61,27 +61,20 @@ def run_cameras(n: int, detector: Detector, site, video: str, detect_fps: float,
     lock = threading.Lock()
     stop = threading.Event()
 
-    def worker() -> None:
-        while not stop.is_set():
-            item = slots.take(0.2)
-            if item is None:
-                continue
-            cam, frame, ts = item
-            try:
-                counters[cam].process(frame, ts)
-            finally:
-                slots.done(cam)
-            if measuring.is_set():
-                with lock:
-                    done[cam] += 1
-                    runs[0] += 1
+    def process(cam: str, frame, ts: float) -> None:
+        counters[cam].process(frame, ts)
+        if measuring.is_set():
+            with lock:
+                done[cam] += 1
+                runs[0] += 1
 
     clock = SystemClock()
     readers = [CameraReader(c, classify(video, loop=True), detect_fps, clock,
                             on_frame=lambda f, ts, c=c: slots.put(c, f, ts)) for c in ids]
     for r in readers:
         r.start()
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
+    threads = [threading.Thread(target=slots.serve, args=(process, stop, 0.2), daemon=True)
+               for _ in range(workers)]
     for t in threads:
         t.start()
     time.sleep(2.0)  # warm-up: readers opened, detector warm

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,6 +101,19 @@ class FrameSlots:
             self._busy.discard(camera)
             if self._slots[camera] is not None:
                 self._cond.notify()
+
+    def serve(self, process: Callable[[str, np.ndarray, float], None], stop: threading.Event,
+              timeout: float = 0.5) -> None:
+        """A detector worker: take frames in turn and ``process`` them until ``stop``, releasing each camera."""
+        while not stop.is_set():
+            item = self.take(timeout)
+            if item is None:
+                continue
+            cam = item[0]
+            try:
+                process(*item)
+            finally:
+                self.done(cam)
 
     def close(self) -> None:
         with self._cond:
@@ -194,18 +208,14 @@ class EdgeService:
     # detection
 
     def _detect_loop(self) -> None:
-        while not self._stop.is_set():
-            item = self.slots.take()
-            if item is None:
-                continue
-            cam, frame, ts = item
-            try:
-                self._process(self.cameras[cam], frame, ts)
-            except Exception:  # one bad frame is logged and counted; the service goes on
-                log.exception("camera %s: frame failed", cam)
-                self.metrics.bad_frames.labels(cam).inc()
-            finally:
-                self.slots.done(cam)
+        self.slots.serve(self._process_safely, self._stop)
+
+    def _process_safely(self, cam: str, frame: np.ndarray, ts: float) -> None:
+        try:
+            self._process(self.cameras[cam], frame, ts)
+        except Exception:  # one bad frame is logged and counted; the service goes on
+            log.exception("camera %s: frame failed", cam)
+            self.metrics.bad_frames.labels(cam).inc()
 
     def _process(self, rt: CameraRuntime, frame: np.ndarray, ts: float) -> None:
         started = time.perf_counter()
