@@ -12,12 +12,18 @@ stream resolution.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import io
+import re
+import zoneinfo
 from enum import Enum
+from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.json_schema import SkipJsonSchema
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 from shapely.geometry import Polygon
@@ -184,12 +190,37 @@ class AccessSettings(Strict):
     session_hours: float = Field(12.0, gt=0, le=24 * 31, description="How long a board login lasts.")
 
 
+# Names people write that the tz database does not have (it names one city per zone: China is Asia/Shanghai)
+TZ_HINTS = {city: "Asia/Shanghai" for city in ("beijing", "peking", "guangzhou", "shenzhen", "hangzhou", "nanjing",
+                                               "wuhan", "chengdu", "tianjin", "xian", "xi'an", "suzhou", "china")}
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def timezone_problem(name: str) -> str | None:
+    """Why ``name`` is not a time zone of the tz database (with the likely one), or None.
+
+    >>> timezone_problem("Asia/Beijing")
+    "'Asia/Beijing' is not in the tz database; did you mean 'Asia/Shanghai'?"
+    """
+    if name in _zones():
+        return None
+    city = name.rsplit("/", 1)[-1].strip().lower().replace(" ", "_")
+    guess = TZ_HINTS.get(city) or next(iter(difflib.get_close_matches(name, _zones(), n=1, cutoff=0.8)), None)
+    hint = f"did you mean {guess!r}?" if guess else "write an IANA name such as 'Asia/Shanghai' or 'Europe/Berlin'"
+    return f"{name!r} is not in the tz database; {hint}"
+
+
 class Site(Strict):
     """A hall: its cameras with their zones, and settings shared by the edge box."""
 
     id: Id
     name: str = Field(min_length=1)
-    timezone: str = "UTC"
+    timezone: str = Field("UTC", description="IANA time zone of the hall (tz database), e.g. Asia/Shanghai: "
+                          "opening hours, the ticket day and reports follow it.")
     detector: DetectorSettings = DetectorSettings()
     smoothing: SmoothingSettings = SmoothingSettings()
     cameras: list[Camera] = Field(min_length=1)
@@ -198,7 +229,14 @@ class Site(Strict):
     rules: RuleSettings = RuleSettings()
     access: AccessSettings | None = Field(None, description="Board and API users (hub).")
     floor_plan: FloorPlan | None = Field(None, description="Floor-plan picture for the cameras' floor_points.")
-    source_file: Path | None = Field(None, exclude=True)
+    source_file: SkipJsonSchema[Path | None] = Field(None, exclude=True)   # set by load_site
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        if problem := timezone_problem(value):
+            raise ValueError(problem)
+        return value
 
     def camera(self, camera_id: str) -> Camera:
         for cam in self.cameras:
@@ -235,6 +273,79 @@ def _line_of(doc: Any, loc: tuple) -> int:
         except (KeyError, IndexError, TypeError, AttributeError):
             break
     return line
+
+
+INTERNAL_FIELDS = {"source_file"}   # set by the loader, never written in a file
+
+
+def _model_in(annotation) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation (``list[Zone]``, ``FloorPlan | None``), if any."""
+    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((m for m in map(_model_in, get_args(annotation)) if m is not None), None)
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """The field names a site file may write at ``loc`` (the mapping that holds it)."""
+    model: type[BaseModel] | None = Site
+    for key in loc:
+        if isinstance(key, int):
+            continue
+        info = model.model_fields.get(key) if model else None
+        model = _model_in(info.annotation) if info else None
+        if model is None:
+            return []
+    return [f for f in model.model_fields if f not in INTERNAL_FIELDS]
+
+
+def _plain(err: dict) -> str:
+    """pydantic's message in the installer's words, with the value given and, where it helps, the fix."""
+    kind, ctx, got = err["type"], err.get("ctx") or {}, err.get("input")
+    shown = f" (got {got!r})" if isinstance(got, (str, int, float, bool)) else ""
+    if kind == "extra_forbidden":
+        key, allowed = err["loc"][-1], _fields_at(err["loc"][:-1])
+        guess = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+        return (f"unknown field {key!r}" + (f"; did you mean {guess[0]!r}?" if guess else "")
+                + (f" (fields here: {', '.join(allowed)})" if allowed else ""))
+    if kind == "missing":
+        return "required field is missing"
+    if kind in ("value_error", "assertion_error"):
+        return str(ctx.get("error", err["msg"]))
+    if kind == "enum":
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        guess = difflib.get_close_matches(str(got), choices, n=1, cutoff=0.6)
+        return (f"{got!r} is not one of {', '.join(choices)}" + (f"; did you mean {guess[0]!r}?" if guess else ""))
+    bounds = {"greater_than_equal": ("at least", "ge"), "greater_than": ("more than", "gt"),
+              "less_than_equal": ("at most", "le"), "less_than": ("less than", "lt")}
+    if kind in bounds:
+        words, key = bounds[kind]
+        return f"must be {words} {ctx.get(key)}{shown}"
+    if kind == "too_short":
+        return f"needs at least {ctx.get('min_length')} item(s), has {ctx.get('actual_length')}"
+    if kind == "too_long":
+        return f"takes at most {ctx.get('max_length')} item(s), has {ctx.get('actual_length')}"
+    if kind == "string_pattern_mismatch":
+        return (f"{got!r} may use only letters, digits, '_' and '-' (up to 64, starting with a letter or digit): "
+                "it becomes part of MQTT topics")
+    if kind in ("int_parsing", "int_from_float", "int_type"):
+        return f"must be a whole number{shown}"
+    if kind in ("float_parsing", "float_type"):
+        return f"must be a number{shown}"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"must be a mapping of fields (key: value lines){shown}"
+    if kind in ("list_type", "tuple_type"):
+        return f"must be a list (lines starting with '- ', or [a, b]){shown}"
+    return err["msg"].replace("Input should be", "must be").replace("String should", "must") + shown
+
+
+def _problems(exc: ValidationError) -> list[tuple[tuple, str]]:
+    """Each error located and in plain words; a 'missing' field that an unknown one nearby was probably
+    meant to be ("capacty" for "capacity") is left to the did-you-mean line."""
+    errors = exc.errors()
+    meant = {(e["loc"][:-1], g) for e in errors if e["type"] == "extra_forbidden"
+             for g in difflib.get_close_matches(str(e["loc"][-1]), _fields_at(e["loc"][:-1]), n=1, cutoff=0.6)}
+    return [(e["loc"], _plain(e)) for e in errors
+            if not (e["type"] == "missing" and (e["loc"][:-1], e["loc"][-1]) in meant)]
 
 
 def _field(loc: tuple) -> str:
@@ -319,8 +430,8 @@ def parse_site(text: str, filename: str = "<site>") -> Site:
     try:
         site = Site.model_validate(doc)
     except ValidationError as exc:
-        raise SiteError([f"{filename}:{_line_of(doc, e['loc'])}: {_field(e['loc'])}: {e['msg']}"
-                         for e in exc.errors()]) from None
+        raise SiteError([f"{filename}:{_line_of(doc, loc)}: {_field(loc)}: {msg}"
+                         for loc, msg in _problems(exc)]) from None
     problems = _geometry_problems(site)
     if problems:
         raise SiteError([f"{filename}:{_line_of(doc, loc)}: {_field(loc)}: {msg}" for loc, msg in problems])

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
-from edge.cli import USER_ERRORS, camera_of, detector_config, detector_options, fail
+from edge.cli import camera_of, detector_config, detector_options
+from edge.cli_errors import RunFailure
+from edge.host_port import HOST_PORT, HostPort, listen
+from edge.logs import log_options, setup_logging
 
 
 @click.command(name="calibrate")
 @click.option("--site", "site_path", required=True, type=click.Path(dir_okay=False), envvar="HALLGRID_SITE",
               help="Site file to edit (saved back with a timestamped backup).")
 @click.option("--camera", "camera_ids", multiple=True, help="Edit only these cameras (repeatable; default: all).")
-@click.option("--http", "http", default="127.0.0.1:8765", show_default=True,
+@click.option("--http", "http", type=HOST_PORT, default="127.0.0.1:8765", show_default=True,
               help="HOST:PORT to serve the editor on (0.0.0.0:8765 to reach it from the installer's laptop).")
 @click.option("--token", envvar="HALLGRID_CALIBRATE_TOKEN", help="Access token (default: a random one, printed).")
+@log_options("WARNING")
 @detector_options
-def calibrate_cmd(site_path, camera_ids, http, token, model, model_dir, confidence, threads):
+def calibrate_cmd(site_path, camera_ids, http: HostPort, token, log_level, log_format, model, model_dir, confidence,
+                  threads):
     """Draw, check and prove the zones of a site's cameras in a browser, on live snapshots."""
     import uvicorn
 
@@ -25,21 +28,20 @@ def calibrate_cmd(site_path, camera_ids, http, token, model, model_dir, confiden
     from edge.calibrate_server import CalibrateApp, create_app, new_token
     from edge.detector import Detector
 
-    host, _, port = http.rpartition(":")
-    if not host or not port.isdigit():
-        fail(ValueError(f"--http {http!r}: write HOST:PORT, e.g. 127.0.0.1:8765"))
+    setup_logging(log_level, log_format)
+    site = load_site(site_path)
+    ids = [camera_of(site, c).id for c in camera_ids] or None
+    detector = Detector(detector_config(site, model, confidence, threads, model_dir))
     try:
-        site = load_site(site_path)
-        ids = [camera_of(site, c).id for c in camera_ids] or None
-        detector = Detector(detector_config(site, model, confidence, threads, model_dir))
-        editor = CalibrateApp(site_path, detector, token or new_token(), ids)
-    except USER_ERRORS as exc:
-        fail(exc)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    click.echo(f"calibrate: site {site.id}, open http://{shown}:{port}/?token={editor.token}", err=True)
+        sock = listen(http)
+    except OSError as exc:
+        raise RunFailure(f"cannot serve the editor on {http}: {exc.strerror or exc}") from None
+    editor = CalibrateApp(site_path, detector, token or new_token(), ids)
+    click.echo(f"calibrate: site {site.id}, open http://{http.shown}/?token={editor.token}", err=True)
     click.echo("the token is needed for every request; keep it to this session "
                f"({'from --token/HALLGRID_CALIBRATE_TOKEN' if token else 'random'})", err=True)
     try:
-        uvicorn.run(create_app(editor), host=host, port=int(port), log_level=os.environ.get("UVICORN_LOG", "warning"))
+        uvicorn.Server(uvicorn.Config(create_app(editor), log_level=log_level.lower(), log_config=None)
+                       ).run(sockets=[sock])
     finally:
         editor.close()

@@ -11,21 +11,21 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from calibration.proof import TruthError
 from calibration.site import Camera, Site, SiteError, SmoothingSettings, load_site
+from edge.cli_errors import RunFailure
 from edge.counting import CameraCounter
 from edge.detector import Detector, DetectorConfig
 from edge.evaluation import GroundTruthError, evaluate
+from edge.logs import log_options, setup_logging
+from edge.mqtt_url import BrokerUrlError
 from edge.samples import SampleError, resolve_sample
-from edge.video import VideoError, read_frames, video_info
+from edge.state_dir import state_dir
+from edge.video import VideoError, expected_frames, read_frames, video_info
 from models import ModelError
 
-USER_ERRORS = (SiteError, ModelError, VideoError, GroundTruthError, SampleError)
-
-
-def fail(exc: Exception) -> None:
-    """Print a user error without a traceback and exit non-zero."""
-    click.echo(f"error: {exc}", err=True)
-    sys.exit(2)
+# input errors: the top command group (hub.cli) reports them with exit status 2, no traceback
+USER_ERRORS = (SiteError, ModelError, VideoError, GroundTruthError, SampleError, BrokerUrlError, TruthError)
 
 
 def detector_config(site: Site | None, model: str | None, confidence: float | None, threads: int | None,
@@ -79,31 +79,26 @@ def build_counter(site_path: str | None, camera_id: str | None, model, model_dir
 @click.argument("video")
 @click.option("--site", "site_path", type=click.Path(dir_okay=False), help="Site file (zones); default: whole frame.")
 @click.option("--camera", "camera_id", help="Camera of the site whose zones apply.")
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Write per-frame counts as CSV.")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True),
+              help="Write per-frame counts as CSV to this file (default: standard output).")
 @click.option("--detect-fps", type=click.FloatRange(0, min_open=True), help="Detect at this rate (default: every frame).")
 @detector_options
 def count(video, site_path, camera_id, out, detect_fps, model, model_dir, confidence, threads):
-    """Count people per zone in every frame of VIDEO (raw and smoothed)."""
-    try:
-        _, _, counter = build_counter(site_path, camera_id, model, model_dir, confidence, threads)
-        video = resolve_sample(video)
-        info = video_info(video)
-        total = int(info.frames * min(1.0, (detect_fps or info.fps) / info.fps)) or None
-        with contextlib.ExitStack() as stack:
-            writer = None
-            if out:
-                writer = csv.writer(stack.enter_context(Path(out).open("w", newline="", encoding="utf-8")))
-                writer.writerow(["frame", "ts", "zone", "raw", "count"])
-            bar = stack.enter_context(tqdm(total=total, unit="frame", desc="count", file=sys.stderr))
-            for index, ts, frame in read_frames(video, detect_fps):
-                result = counter.process(frame, ts)
-                if writer:
-                    writer.writerows([index, f"{ts:.3f}", zone, result.raw[zone], result.smoothed[zone]]
-                                     for zone in counter.zones.zone_ids)
-                bar.set_postfix_str(" ".join(f"{z}={n}" for z, n in result.smoothed.items()), refresh=False)
-                bar.update()
-    except USER_ERRORS as exc:
-        fail(exc)
+    """Count people per zone in every frame of VIDEO (raw and smoothed) as CSV; progress on stderr."""
+    _, _, counter = build_counter(site_path, camera_id, model, model_dir, confidence, threads)
+    video = resolve_sample(video)
+    total = expected_frames(video_info(video), detect_fps) or None
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(Path(out).open("w", newline="", encoding="utf-8")) if out else sys.stdout
+        writer = csv.writer(sink)
+        writer.writerow(["frame", "ts", "zone", "raw", "count"])
+        bar = stack.enter_context(tqdm(total=total, unit="frame", desc="count", file=sys.stderr))
+        for index, ts, frame in read_frames(video, detect_fps):
+            result = counter.process(frame, ts)
+            writer.writerows([index, f"{ts:.3f}", zone, result.raw[zone], result.smoothed[zone]]
+                             for zone in counter.zones.zone_ids)
+            bar.set_postfix_str(" ".join(f"{z}={n}" for z, n in result.smoothed.items()), refresh=False)
+            bar.update()
 
 
 @click.command(name="eval")
@@ -118,78 +113,70 @@ def count(video, site_path, camera_id, out, detect_fps, model, model_dir, confid
 @detector_options
 def eval_cmd(video, gt_path, gt_frame_offset, site_path, camera_id, progress, model, model_dir, confidence, threads):
     """Measure counting accuracy on VIDEO against ground truth; prints one JSON line."""
-    try:
-        _, _, counter = build_counter(site_path, camera_id, model, model_dir, confidence, threads)
-        click.echo(json.dumps(evaluate(counter, resolve_sample(video), gt_path, gt_frame_offset, progress)))
-    except USER_ERRORS as exc:
-        fail(exc)
+    _, _, counter = build_counter(site_path, camera_id, model, model_dir, confidence, threads)
+    click.echo(json.dumps(evaluate(counter, resolve_sample(video), gt_path, gt_frame_offset, progress)))
 
 
 def default_outbox(site_id: str) -> Path:
-    """Where the outbox lives unless told: the user's state folder (a volume in the Docker image)."""
-    import os
-
-    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return base / "hallgrid" / f"outbox-{site_id}.db"
+    """Where the outbox lives unless told: the state folder (a volume in the Docker image)."""
+    return state_dir() / f"outbox-{site_id}.db"
 
 
 @click.command(name="edge")
 @click.option("--site", "site_path", required=True, type=click.Path(dir_okay=False), envvar="HALLGRID_SITE",
               help="Site file: cameras, zones, detector settings.")
-@click.option("--camera", "camera_ids", multiple=True, help="Serve only these cameras (repeatable; default: all).")
+@click.option("--camera", "camera_ids", multiple=True, envvar="HALLGRID_CAMERA",
+              help="Serve only these cameras (repeatable; HALLGRID_CAMERA: ids separated by spaces; default: all).")
 @click.option("--mqtt", "mqtt_url", default="mqtt://127.0.0.1:1883", show_default=True, envvar="HALLGRID_MQTT",
               help="Broker: mqtt://[user:pass@]host[:port] or mqtts://... for TLS.")
 @click.option("--ca", "ca_file", type=click.Path(exists=True, dir_okay=False), help="CA certificate for mqtts://.")
 @click.option("--outbox", "outbox_path", type=click.Path(dir_okay=False), envvar="HALLGRID_OUTBOX",
-              help="SQLite store-and-forward file (default: ~/.local/state/hallgrid/outbox-SITE.db).")
+              help="SQLite store-and-forward file (default: STATE/outbox-SITE.db, STATE = HALLGRID_STATE_DIR "
+              "or ~/.local/state/hallgrid).")
 @click.option("--outbox-max", default=100_000, show_default=True, type=click.IntRange(1),
               help="Messages kept while the broker is away; the oldest are dropped beyond.")
-@click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus /metrics on this port.")
-@click.option("--prefix", default="hallgrid", show_default=True, help="MQTT topic prefix.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), envvar="HALLGRID_METRICS_PORT",
+              help="Serve Prometheus /metrics and the /livez, /readyz probes on this port.")
+@click.option("--prefix", default="hallgrid", show_default=True, envvar="HALLGRID_PREFIX", help="MQTT topic prefix.")
 @click.option("--heartbeat", default=10.0, show_default=True, type=click.FloatRange(0.1),
               help="Seconds between re-sends of an unchanged count (and status).")
 @click.option("--stall", "stall_s", default=3.0, show_default=True, type=click.FloatRange(0.5),
               help="Seconds without frames before a camera is reported camera_lost.")
 @click.option("--discovery/--no-discovery", default=False, show_default=True,
               help="Announce zones to Home Assistant (MQTT discovery).")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1),
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1), envvar="HALLGRID_WORKERS",
               help="Detector threads taking frames round-robin (each uses --threads cores).")
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@log_options()
 @detector_options
 def edge_cmd(site_path, camera_ids, mqtt_url, ca_file, outbox_path, outbox_max, metrics_port, prefix, heartbeat,
-             stall_s, discovery, workers, log_level, model, model_dir, confidence, threads):
+             stall_s, discovery, workers, log_level, log_format, model, model_dir, confidence, threads):
     """Serve a site's cameras: count people per zone and publish occupancy over MQTT until stopped."""
-    import logging
     import signal
 
-    from edge.mqtt_url import BrokerUrlError, parse_broker_url
+    from edge.mqtt_url import parse_broker_url
     from edge.service import EdgeConfig, EdgeService
     from edge.sources import classify
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        broker = parse_broker_url(mqtt_url, ca_file)
-        site = load_site(site_path)
-        cameras = [camera_of(site, c) for c in camera_ids] if camera_ids else list(site.cameras)
-        for cam in cameras:
-            try:
-                classify(site.resolve_source(cam), cam.loop)
-            except ValueError as exc:
-                raise SiteError([f"camera {cam.id}: {exc}"]) from None
-        config = EdgeConfig(site=site, cameras=cameras, broker=broker,
-                            detector=detector_config(site, model, confidence, threads, model_dir),
-                            outbox_path=Path(outbox_path) if outbox_path else default_outbox(site.id),
-                            prefix=prefix, heartbeat_s=heartbeat, outbox_max_rows=outbox_max,
-                            discovery=discovery, stall_s=stall_s, workers=workers, metrics_port=metrics_port)
-        service = EdgeService(config)
-    except (*USER_ERRORS, BrokerUrlError) as exc:
-        fail(exc)
+    setup_logging(log_level, log_format)
+    broker = parse_broker_url(mqtt_url, ca_file)
+    site = load_site(site_path)
+    cameras = [camera_of(site, c) for c in camera_ids] if camera_ids else list(site.cameras)
+    for cam in cameras:
+        try:
+            classify(site.resolve_source(cam), cam.loop)
+        except ValueError as exc:
+            raise SiteError([f"camera {cam.id}: {exc}"]) from None
+    config = EdgeConfig(site=site, cameras=cameras, broker=broker,
+                        detector=detector_config(site, model, confidence, threads, model_dir),
+                        outbox_path=Path(outbox_path) if outbox_path else default_outbox(site.id),
+                        prefix=prefix, heartbeat_s=heartbeat, outbox_max_rows=outbox_max,
+                        discovery=discovery, stall_s=stall_s, workers=workers, metrics_port=metrics_port)
+    service = EdgeService(config)
     signal.signal(signal.SIGTERM, lambda *_: service.request_stop())
     try:
         service.start()
     except OSError as exc:  # e.g. the metrics port is taken
-        fail(exc)
+        raise RunFailure(f"cannot start: {exc}") from None
     click.echo(f"edge: site {site.id}, cameras {', '.join(c.id for c in cameras)}, broker {broker.redacted()}, "
                f"model {service.detector.name}", err=True)
     try:

@@ -1,10 +1,21 @@
-"""Prometheus metrics of one edge process: what an operator graphs to see a box keep up or fall behind."""
+"""Prometheus metrics of one edge process: what an operator graphs to see a box keep up or fall behind.
+
+The same port answers the container probes: ``/livez`` while the process serves,
+``/readyz`` (503 until every camera delivers frames and its broker link is up).
+"""
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+
+from edge import VERSION
 
 
 @dataclass
@@ -41,6 +52,34 @@ class EdgeMetrics:
         self.bad_frames = Counter("hallgrid_bad_frames_total", "Frames that failed in detection or counting "
                                   "(logged, skipped)", ["camera"], registry=r)
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
-        """Expose /metrics over HTTP on ``port`` (a daemon thread of prometheus_client)."""
-        start_http_server(port, addr=addr, registry=self.registry)
+        Info("hallgrid_edge_build", "The edge's version", registry=r).info({"version": VERSION})
+
+    def serve(self, port: int, addr: str = "0.0.0.0",
+              ready: Callable[[], dict[str, str]] = dict) -> ThreadingWSGIServer:
+        """Serve /metrics, /livez and /readyz on ``port`` from a daemon thread; raises OSError when taken.
+
+        ``ready`` returns one check per part ("ok" or why not): all ok means ready."""
+        metrics = make_wsgi_app(self.registry)
+
+        def app(environ, start_response):
+            path = environ.get("PATH_INFO", "")
+            if path not in ("/livez", "/healthz", "/readyz"):
+                return metrics(environ, start_response)
+            body = {"ok": True, "version": VERSION}
+            if path == "/readyz":
+                checks = ready()
+                body = {"ok": all(v == "ok" for v in checks.values()), "version": VERSION, "checks": checks}
+            status = "200 OK" if body["ok"] else "503 Service Unavailable"
+            start_response(status, [("Content-Type", "application/json")])
+            return [json.dumps(body).encode()]
+
+        server = make_server(addr, port, app, ThreadingWSGIServer, handler_class=_Quiet)
+        threading.Thread(target=server.serve_forever, daemon=True, name="metrics-http").start()
+        return server
+
+
+class _Quiet(WSGIRequestHandler):
+    """No access log line per scrape or probe."""
+
+    def log_message(self, format, *args) -> None:
+        pass

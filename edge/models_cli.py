@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from calibration.site import SmoothingSettings, load_site
-from edge.cli import USER_ERRORS, camera_of, fail
+from edge.cli import camera_of
 from edge.counting import CameraCounter
 from edge.detector import Detector, DetectorConfig
 from edge.evaluation import evaluate
@@ -43,17 +43,14 @@ def export_cmd(weights: str, imgsz: int, int8: bool, out_dir: str | None) -> Non
     """Export an Ultralytics model (.pt, model YAML or name) to ONNX, record it, and check it runs."""
     from models.export import export_ultralytics
 
-    try:
-        folder = Path(out_dir) if out_dir else cache_dir()
-        spec = export_ultralytics(weights, folder, imgsz, int8)
-        detector = Detector(DetectorConfig(model=spec.name, model_dir=str(folder)))
-        import numpy as np
+    folder = Path(out_dir) if out_dir else cache_dir()
+    spec = export_ultralytics(weights, folder, imgsz, int8)
+    detector = Detector(DetectorConfig(model=spec.name, model_dir=str(folder)))
+    import numpy as np
 
-        detector(np.zeros((480, 640, 3), np.uint8))
-        click.echo(f"exported {spec.name} ({detector.family.value}, {detector.size}px) to {folder / spec.file}; "
-                   f"sha256 {spec.sha256[:12]}; recorded in {folder / 'manifest.yaml'}")
-    except USER_ERRORS as exc:
-        fail(exc)
+    detector(np.zeros((480, 640, 3), np.uint8))
+    click.echo(f"exported {spec.name} ({detector.family.value}, {detector.size}px) to {folder / spec.file}; "
+               f"sha256 {spec.sha256[:12]}; recorded in {folder / 'manifest.yaml'}")
 
 
 @models_group.command(name="compare")
@@ -70,38 +67,35 @@ def export_cmd(weights: str, imgsz: int, int8: bool, out_dir: str | None) -> Non
 def compare_cmd(video, gt_path, gt_frame_offset, site_path, camera_id, model_dir, confidence, within_mae,
                 max_frames, as_json):
     """Run eval for every model found and rank them by count error."""
-    try:
-        site = load_site(site_path) if site_path else None
-        camera = camera_of(site, camera_id)
-        video = resolve_sample(video)
-        results = []
-        for spec, path, _ in list_models(model_dir):
-            if path is None:
-                continue
-            try:
-                detector = Detector(DetectorConfig(model=str(path), confidence=confidence))
-            except ModelError as exc:
-                click.echo(f"skipping {path}: {exc}", err=True)
-                continue
-            counter = CameraCounter(detector, camera, site.smoothing if site else SmoothingSettings())
-            summary = evaluate(counter, video, gt_path, gt_frame_offset, max_frames=max_frames)
-            summary["model"] = spec.name if spec else path.stem
-            summary["input"] = detector.size
-            summary.pop("per_zone", None)
-            results.append(summary)
-        results.sort(key=lambda r: (r["count_mae"], -r["fps"]))
-        eligible = [r for r in results if r["count_mae"] <= within_mae]
-        fastest = max(eligible, key=lambda r: r["fps"]) if eligible else None
-        if as_json:
-            click.echo(json.dumps({"results": results, "within_mae": within_mae,
-                                   "fastest_within": fastest["model"] if fastest else None}))
-            return
-        click.echo(f"{'model':<22} {'input':>5} {'count_mae':>9} {'raw_mae':>8} {'recall':>7} {'precision':>9} "
-                   f"{'fps':>7}")
-        for r in results:
-            click.echo(f"{r['model']:<22} {r['input']:>5} {r['count_mae']:>9.3f} {r['raw_count_mae']:>8.3f} "
-                       f"{r['recall']:>7.3f} {r['precision']:>9.3f} {r['fps']:>7.1f}")
-        click.echo(f"fastest with count MAE <= {within_mae}: " + (f"{fastest['model']} ({fastest['fps']:.1f} fps)"
-                                                                  if fastest else "none"))
-    except USER_ERRORS as exc:
-        fail(exc)
+    site = load_site(site_path) if site_path else None
+    camera = camera_of(site, camera_id)
+    video = resolve_sample(video)
+    results = []
+    for spec, path, _ in list_models(model_dir):
+        if path is None:
+            continue
+        try:
+            detector = Detector(DetectorConfig(model=str(path), confidence=confidence))
+        except ModelError as exc:
+            click.echo(f"skipping {path}: {exc}", err=True)
+            continue
+        counter = CameraCounter(detector, camera, site.smoothing if site else SmoothingSettings())
+        summary = evaluate(counter, video, gt_path, gt_frame_offset, max_frames=max_frames)
+        summary["model"] = spec.name if spec else path.stem
+        summary["input"] = detector.size
+        summary.pop("per_zone", None)
+        results.append(summary)
+    results.sort(key=lambda r: (r["count_mae"], -r["fps"]))
+    eligible = [r for r in results if r["count_mae"] <= within_mae]
+    fastest = max(eligible, key=lambda r: r["fps"]) if eligible else None
+    if as_json:
+        click.echo(json.dumps({"results": results, "within_mae": within_mae,
+                               "fastest_within": fastest["model"] if fastest else None}))
+        return
+    click.echo(f"{'model':<22} {'input':>5} {'count_mae':>9} {'raw_mae':>8} {'recall':>7} {'precision':>9} "
+               f"{'fps':>7}")
+    for r in results:
+        click.echo(f"{r['model']:<22} {r['input']:>5} {r['count_mae']:>9.3f} {r['raw_count_mae']:>8.3f} "
+                   f"{r['recall']:>7.3f} {r['precision']:>9.3f} {r['fps']:>7.1f}")
+    click.echo(f"fastest with count MAE <= {within_mae}: " + (f"{fastest['model']} ({fastest['fps']:.1f} fps)"
+                                                              if fastest else "none"))

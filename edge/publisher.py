@@ -67,6 +67,10 @@ class CameraLink:
         self.client.on_publish = self._on_publish
         self._sender = threading.Thread(target=self._send_loop, daemon=True, name=f"mqtt-send-{camera}")
 
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
     def start(self) -> None:
         self.client.connect_async(self.broker.host, self.broker.port, keepalive=self.keepalive)
         self.client.loop_start()

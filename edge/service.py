@@ -148,6 +148,7 @@ class EdgeService:
         self.site = config.site
         self._stop = threading.Event()
         self._started = 0.0
+        self._http = None
         ids = [c.id for c in config.cameras]
         self.slots = FrameSlots(ids, lambda cam: self.metrics.dropped_frames.labels(cam).inc())
         self.cameras: dict[str, CameraRuntime] = {}
@@ -176,7 +177,7 @@ class EdgeService:
 
     def start(self) -> None:
         if self.config.metrics_port is not None:
-            self.metrics.serve(self.config.metrics_port)
+            self._http = self.metrics.serve(self.config.metrics_port, ready=self.readiness)
         self._started = self.clock.monotonic()
         for rt in self.cameras.values():
             rt.link.start()
@@ -184,6 +185,14 @@ class EdgeService:
         for w in self._workers:
             w.start()
         self._supervisor.start()
+
+    def readiness(self) -> dict[str, str]:
+        """One check per camera and its broker link ("ok" or why not), for ``/readyz``."""
+        checks = {}
+        for cam_id, rt in self.cameras.items():
+            checks[f"camera {cam_id}"] = "ok" if rt.reader.alive() else (rt.reader.health.detail or "no frames")
+            checks[f"mqtt {cam_id}"] = "ok" if rt.link.connected else "not connected"
+        return checks
 
     def request_stop(self) -> None:
         """Ask ``wait`` to return (safe from a signal handler); ``stop`` does the shutdown."""
@@ -195,6 +204,9 @@ class EdgeService:
     def stop(self) -> None:
         """Stop reading, say ``offline`` on every camera and flush what the broker will still take."""
         self._stop.set()
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
         self.slots.close()
         for rt in self.cameras.values():
             rt.reader.stop()

@@ -104,9 +104,23 @@ def _prefetched(items: Iterator, depth: int) -> Iterator:
         thread.join(timeout=2)
 
 
+def _step(info: VideoInfo, detect_fps: float | None) -> float:
+    """Frames from one detected frame to the next (1: every frame)."""
+    return 1.0 if not detect_fps or detect_fps >= info.fps else info.fps / detect_fps
+
+
+def expected_frames(info: VideoInfo, detect_fps: float | None = None) -> int:
+    """How many frames ``read_frames`` yields for a video of ``info.frames`` frames (a progress total).
+
+    Frame k*step is picked at the first index at or after it, so the picks are k = 0 .. (frames-1)/step."""
+    if info.frames <= 0:
+        return 0
+    return int((info.frames - 1 + 1e-9) // _step(info, detect_fps)) + 1
+
+
 def _decode(path: str | Path, detect_fps: float | None) -> Iterator[tuple[int, float, np.ndarray]]:
     cap, info = open_video(path)
-    step = 1.0 if not detect_fps or detect_fps >= info.fps else info.fps / detect_fps
+    step = _step(info, detect_fps)
     try:
         index, next_pick, decoded = 0, 0.0, 0
         while True:

@@ -23,11 +23,12 @@ from typing import Any, Iterable, Mapping
 
 from calibration.site import Role, Site, User
 from edge.clock import Clock, SystemClock
+from edge.state_dir import state_dir
 
 COOKIE = "hallgrid_session"
 VIEWER, DUTY_MANAGER = Role.VIEWER.value, Role.DUTY_MANAGER.value
 # Paths anyone may load: the login form and the static files (no hall data in them).
-PUBLIC_PATHS = ("/login", "/healthz")
+PUBLIC_PATHS = ("/login", "/healthz", "/livez", "/readyz")   # probes: no hall data
 PUBLIC_PREFIXES = ("/board/static/",)
 MIN_SECRET_BYTES = 32
 # Login throttle: this many failures for one client address and name within the window refuse that pair
@@ -276,7 +277,7 @@ class RequireLogin:
         scope.setdefault("state", {})["user"] = who
         if who is not None or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             return await self.app(scope, receive, send)
-        if path.startswith("/api") or path in ("/openapi.json", "/docs", "/redoc"):
+        if path.startswith("/api") or path in ("/openapi.json", "/docs", "/redoc", "/metrics"):
             body = json.dumps({"detail": "login required: a session cookie or 'Authorization: Bearer TOKEN'"})
             await send({"type": "http.response.start", "status": 401,
                         "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]})
@@ -305,8 +306,7 @@ def secret_path(db_url: str) -> Path:
     """Beside the SQLite file (one hall, one folder), else in the user's state folder."""
     if db_url.startswith("sqlite:///") and db_url not in ("sqlite:///:memory:",):
         return Path(db_url.removeprefix("sqlite:///") + ".secret")
-    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return base / "hallgrid" / "hub.secret"
+    return state_dir() / "hub.secret"
 
 
 def access_for_hub(sites: list[Site], db_url: str, open_access: bool, env: Mapping[str, str] | None = None

@@ -16,7 +16,9 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
 
 from hub.access import Access, RequireLogin, actor
+from edge import VERSION
 from hub.board import install_board, site_state
+from hub.ops import install_ops
 from hub.tickets import TicketError, parse
 
 TICKET_EXAMPLE = {"event": "issued", "ticket": "A001", "service": "billing", "ts": "2026-11-23T08:00:00.000Z"}
@@ -33,6 +35,7 @@ def create_app(hub, access: Access | None = None) -> FastAPI:
     if access is not None:
         app.add_middleware(RequireLogin, access=access)
     install_board(app, hub, access)
+    install_ops(app, hub)
 
     @app.exception_handler(RequestValidationError)
     async def count_invalid(request: Request, exc: RequestValidationError):
@@ -115,7 +118,8 @@ def create_app(hub, access: Access | None = None) -> FastAPI:
     @app.get("/api/stats")
     def stats() -> dict[str, Any]:
         with hub.lock:
-            return {"counters": dict(hub.stats), "recent_drops": list(hub.drops)[-50:]}
+            return {"version": VERSION, "ready": hub.ready, "counters": dict(hub.stats),
+                    "recent_drops": list(hub.drops)[-50:]}
 
     @app.get("/api/stream", response_class=EventSourceResponse)
     async def stream(limit: int | None = Query(None, ge=1, description="Close after this many events (tests).")

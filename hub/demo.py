@@ -12,6 +12,7 @@ import json
 import logging
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 from contextlib import ExitStack
@@ -21,10 +22,14 @@ from pathlib import Path
 import click
 
 from calibration.site import Site
+from edge.cli_errors import RunFailure
+from edge.host_port import HOST_PORT, HostPort, listen
+from edge.logs import log_options, setup_logging
 
 log = logging.getLogger("hallgrid.demo")
 
 # rule times that follow the simulated day; camera and ticket-feed staleness stay on the wall clock
+DEFAULT_HTTP = "127.0.0.1:8080"
 SCALED_RULES = ("max_wait_s", "service_time_prior_s", "arrival_window_s", "vip_max_wait_s", "min_duration_s",
                 "cooldown_s", "escalate_after_s", "entrance_dwell_s", "called_grace_s")
 
@@ -34,8 +39,7 @@ class DemoOptions:
     site_path: Path
     duration: float | None
     speed: float
-    host: str
-    port: int
+    http: socket.socket          # already listening: a taken port fails before anything starts
     model: str | None = None
     model_dir: str | None = None
     threads: int | None = None
@@ -48,12 +52,12 @@ def scale_rules(site: Site, speed: float) -> Site:
     return site.model_copy(update={"rules": r.model_copy(update={k: getattr(r, k) / speed for k in SCALED_RULES})})
 
 
-def _serve_http(app, host: str, port: int):
+def _serve_http(app, sock: socket.socket):
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", log_config=None,
                                            timeout_graceful_shutdown=2, lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True, name="http")
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="http")
     thread.start()
 
     def stop() -> None:
@@ -100,7 +104,7 @@ def run_demo(opts: DemoOptions) -> None:
         stack.callback(ticker_stop.set)
 
         access = Access.for_sites([site], {}, load_secret(workdir / "hub.secret"))
-        _, _, stop_http = _serve_http(create_app(hub, access), opts.host, opts.port)
+        _, _, stop_http = _serve_http(create_app(hub, access), opts.http)
         stack.callback(stop_http)
 
         edge = EdgeService(EdgeConfig(site=site, cameras=list(site.cameras), broker=parse_broker_url(broker.url),
@@ -120,7 +124,8 @@ def run_demo(opts: DemoOptions) -> None:
         user, password = opts.login
         click.echo(f"hallgrid demo: site {site.id}, broker {broker.kind} on {broker.url}, "
                    f"edge {edge.detector.name} on {site.cameras[0].source}, speed x{opts.speed:g}")
-        click.echo(f"board: http://{opts.host}:{opts.port}/board   login: {user} / {password} "
+        host, port = opts.http.getsockname()[:2]
+        click.echo(f"board: http://{HostPort(host, port).shown}/board   login: {user} / {password} "
                    f"(viewer: guest / {password})")
         click.echo("Ctrl-C stops the demo" + (f"; it stops by itself after {opts.duration:g} s"
                                               if opts.duration else ""), nl=True)
@@ -139,23 +144,34 @@ def run_demo(opts: DemoOptions) -> None:
 @click.option("--duration", type=click.FloatRange(0, min_open=True), help="Stop after this many seconds.")
 @click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(0.1, 60),
               help="Run the simulated ticket day (and the rule times) this many times faster.")
-@click.option("--http", "http", default="127.0.0.1:8080", show_default=True, help="HOST:PORT of the board.")
+@click.option("--http", "http", type=HOST_PORT, default=DEFAULT_HTTP, show_default=True,
+              help="HOST:PORT of the board (default: a free port when 8080 is taken).")
 @click.option("--model", help="Model name from the registry or an .onnx path.")
 @click.option("--model-dir", envvar="HALLGRID_MODEL_DIR", help="Folder searched first for model files.")
 @click.option("--threads", type=click.IntRange(0), help="onnxruntime threads (default: the site's).")
-def demo_command(site_path: str | None, duration: float | None, speed: float, http: str, model: str | None,
-                 model_dir: str | None, threads: int | None) -> None:
+@log_options("WARNING")
+@click.pass_context
+def demo_command(ctx: click.Context, site_path: str | None, duration: float | None, speed: float, http: HostPort,
+                 model: str | None, model_dir: str | None, threads: int | None, log_level: str,
+                 log_format: str) -> None:
     """Everything on one machine: broker, edge box on the sample clip, hub, ticket simulator and the board."""
     from importlib.resources import files
 
-    from calibration.site import SiteError
-    from edge.cli import USER_ERRORS
     from hub.demo_broker import BrokerError
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    host, _, port = http.rpartition(":")
+    setup_logging(log_level, log_format)
     path = Path(site_path) if site_path else Path(str(files("calibration") / "examples" / "demo-hall.yaml"))
     try:
-        run_demo(DemoOptions(path, duration, speed, host or "127.0.0.1", int(port), model, model_dir, threads))
-    except (*USER_ERRORS, BrokerError, SiteError, OSError, RuntimeError) as exc:
-        raise click.ClickException(str(exc)) from None
+        sock = listen(http)
+    except OSError as exc:
+        if ctx.get_parameter_source("http") is not click.core.ParameterSource.DEFAULT:
+            raise RunFailure(f"--http {http}: {exc.strerror or exc}") from None
+        sock = listen(HostPort(http.host, 0))
+        click.echo(f"port {http.port} is taken ({exc.strerror or exc}): the board uses port "
+                   f"{sock.getsockname()[1]} instead")
+    try:
+        run_demo(DemoOptions(path, duration, speed, sock, model, model_dir, threads))
+    except (BrokerError, OSError, RuntimeError) as exc:
+        raise RunFailure(str(exc)) from None
+    finally:
+        sock.close()

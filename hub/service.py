@@ -13,14 +13,13 @@ import collections
 import json
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Callable
-
-import click
 
 from calibration.site import Site
 from edge.clock import Clock, SystemClock
 from edge.contract import DEFAULT_PREFIX, ContractError, OccupancyMessage, StatusMessage, iso_ts
-from edge.mqtt_url import BrokerUrlError, parse_broker_url
+from edge.mqtt_url import parse_broker_url
 
 from hub import rules
 from hub.alerts import RESOLVED, Alert, AlertManager, alerts_topic
@@ -56,7 +55,9 @@ class Hub:
         self._zone_sent: dict[tuple[str, str], tuple[int, Any, float]] = {}   # last SSE zone event: count, raw, at
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = []
         self._client = None
+        self._connected = threading.Event()
         self.alert_listeners: list[Callable[[Alert], None]] = []
+        self.evaluation_listeners: list[Callable[[float], None]] = []   # seconds per evaluation (metrics)
         self._restore()
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -72,8 +73,11 @@ class Hub:
                 except TicketError as exc:      # a site file changed since: the old event no longer fits
                     self._drop("restore", sid, str(exc))
 
-    def start(self) -> None:
-        """Connect to the broker and subscribe to this hub's sites only (the cluster split is by config)."""
+    def start(self, wait_s: float | None = 10.0) -> None:
+        """Connect to the broker and subscribe to this hub's sites only (the cluster split is by config).
+
+        ``wait_s`` None returns at once and keeps retrying with backoff (a service whose broker starts
+        later, as in compose); ``ready`` tells when the subscriptions are in place."""
         if not self.mqtt_url:
             return
         import paho.mqtt.client as mqtt
@@ -82,6 +86,8 @@ class Hub:
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id or "",
                              clean_session=True)
         client.on_connect = self._on_connect
+        client.on_connect_fail = lambda *_: log.warning("MQTT broker %s unreachable; retrying", broker.redacted())
+        client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         client.max_inflight_messages_set(1000)
@@ -89,12 +95,16 @@ class Hub:
         broker.apply(client)
         client.connect_async(broker.host, broker.port, keepalive=30)
         self._client = client
-        self._connected = threading.Event()
         client.loop_start()
-        if not self._connected.wait(10):
+        if wait_s is not None and not self._connected.wait(wait_s):
             self.stop()
             raise RuntimeError(f"cannot reach the MQTT broker at {broker.redacted()} "
                                "(or it refused the subscriptions)")
+
+    @property
+    def ready(self) -> bool:
+        """Subscribed to the broker (always, for a hub without MQTT): what ``/readyz`` reports."""
+        return not self.mqtt_url or self._connected.is_set()
 
     def stop(self) -> None:
         with self.lock:          # _emit reads the client under the lock: it sees the old one or None
@@ -115,6 +125,11 @@ class Hub:
             log.error("MQTT connect refused: %s", reason_code)
             return
         client.subscribe([(t, 1) for t in self.topics()])
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self._connected.is_set():
+            log.warning("MQTT connection lost (%s); reconnecting", reason_code)
+        self._connected.clear()
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         """Ready only once the broker has the subscriptions: a ticket sent before that would be lost."""
@@ -277,8 +292,11 @@ class Hub:
 
     def _evaluate(self, site: str, now: float, only: set[str] | None = None) -> list[Alert]:
         self.stats["evaluations"] += 1
+        started = time.perf_counter()
         conditions = rules.evaluate(self.sites[site], now, only)
         changed = self.managers[site].evaluate(conditions, now, partial=only is not None)
+        for fn in self.evaluation_listeners:
+            fn(time.perf_counter() - started)
         for a in changed:
             self._emit(a, "hub" if a.state == RESOLVED else None)
         return changed
@@ -362,65 +380,3 @@ def _run_ticker(hub: Hub, interval: float, stop: threading.Event) -> None:
             hub.tick()
         except Exception:
             log.exception("tick failed")
-
-
-@click.command("hub")
-@click.option("--site", "site_paths", multiple=True, required=True, help="Site file (repeat for several halls).")
-@click.option("--sites", "only", help="Comma-separated site ids this hub serves out of the given files "
-              "(several hubs split the halls by this list).")
-@click.option("--mqtt", "mqtt_url", default="mqtt://127.0.0.1:1883", show_default=True)
-@click.option("--db", "db_url", default="sqlite:///hallgrid-hub.db", show_default=True, help="SQLAlchemy URL.")
-@click.option("--http", "http", default="127.0.0.1:8080", show_default=True, help="HOST:PORT of the API.")
-@click.option("--webhook", "webhook_url", help="POST every alert change as JSON to this URL (retried).")
-@click.option("--tick", "tick_s", default=1.0, show_default=True, help="Seconds between rule evaluations.")
-@click.option("--prefix", default=DEFAULT_PREFIX, show_default=True, help="MQTT topic prefix.")
-@click.option("--no-auth", "no_auth", is_flag=True, help="Serve the board and API without login (trusted network "
-              "or tests only); default: the site files' access users, HALLGRID_USERS or HALLGRID_TOKEN.")
-def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db_url: str, http: str,
-                webhook_url: str | None, tick_s: float, prefix: str, no_auth: bool) -> None:
-    """Fuse occupancy and ticket events into staffing alerts; serve the API, SSE stream and MQTT alerts."""
-    import uvicorn
-
-    from calibration.site import SiteError, load_site
-    from hub.access import AccessError, access_for_hub
-    from hub.api import create_app
-    from hub.storage import Storage
-    from hub.webhook import Webhook
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        sites = [load_site(p) for p in site_paths]
-        parse_broker_url(mqtt_url)
-    except (SiteError, BrokerUrlError) as exc:
-        raise click.ClickException(str(exc)) from None
-    if only:
-        wanted = {s.strip() for s in only.split(",") if s.strip()}
-        missing = wanted - {s.id for s in sites}
-        if missing:
-            raise click.ClickException(f"--sites names {', '.join(sorted(missing))} but no --site file has them")
-        sites = [s for s in sites if s.id in wanted]
-    host, _, port = http.rpartition(":")
-    try:
-        access, token = access_for_hub(sites, db_url, no_auth)
-    except AccessError as exc:
-        raise click.ClickException(str(exc)) from None
-    if token:
-        click.echo(f"no users configured (site file access:, HALLGRID_USERS, HALLGRID_TOKEN): this run's "
-                   f"duty-manager token is {token}")
-    hub = Hub(sites, Storage(db_url), mqtt_url=mqtt_url, prefix=prefix,
-              webhook=Webhook(webhook_url) if webhook_url else None,
-              client_id=f"hallgrid-hub-{'-'.join(s.id for s in sites)}"[:64])
-    try:
-        hub.start()
-    except (RuntimeError, OSError) as exc:
-        raise click.ClickException(str(exc)) from None
-    stop = threading.Event()
-    threading.Thread(target=_run_ticker, args=(hub, tick_s, stop), daemon=True, name="hub-ticker").start()
-    click.echo(f"hub for {', '.join(hub.sites)}: MQTT {parse_broker_url(mqtt_url).redacted()}, DB {db_url}, API http://{host or '127.0.0.1'}:{port}")
-    try:
-        uvicorn.run(create_app(hub, access), host=host or "127.0.0.1", port=int(port), log_level="warning")
-    finally:
-        stop.set()
-        hub.stop()
-        if hub.webhook is not None:
-            hub.webhook.close()

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from edge.cli import USER_ERRORS, detector_config, detector_options, fail
+from edge.cli import USER_ERRORS, detector_config, detector_options
+from edge.cli_errors import fail
 
 
 @click.command("replay")

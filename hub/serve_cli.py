@@ -1,0 +1,115 @@
+"""``hallgrid hub``: the hub service's command line (options, environment, state folder, startup order).
+
+Every option a container sets has an environment variable (``HALLGRID_MQTT``,
+``HALLGRID_DB``, ``HALLGRID_HTTP``, ``HALLGRID_SITE``, ...). Everything the
+command line can get wrong is checked before a file or database is created; the
+broker may come up after the hub (compose, a reboot): the hub keeps retrying
+with backoff and reports not ready on ``/readyz`` until it is subscribed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import click
+
+from edge.cli_errors import InputError, RunFailure
+from edge.contract import DEFAULT_PREFIX
+from edge.host_port import HOST_PORT, HostPort, listen
+from edge.logs import log_options, setup_logging
+from edge.state_dir import state_dir
+
+log = logging.getLogger("hallgrid.hub")
+
+
+def default_db_url() -> str:
+    """SQLite in the state folder (created on first use), never the current folder."""
+    folder = state_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'hub.db'}"
+
+
+@click.command("hub")
+@click.option("--site", "site_paths", multiple=True, required=True, envvar="HALLGRID_SITE",
+              type=click.Path(dir_okay=False), help="Site file (repeat for several halls; HALLGRID_SITE: "
+              "paths separated by ':').")
+@click.option("--sites", "only", envvar="HALLGRID_SITES", help="Comma-separated site ids this hub serves out of "
+              "the given files (several hubs split the halls by this list).")
+@click.option("--mqtt", "mqtt_url", default="mqtt://127.0.0.1:1883", show_default=True, envvar="HALLGRID_MQTT")
+@click.option("--db", "db_url", envvar="HALLGRID_DB", help="SQLAlchemy URL (default: sqlite:///STATE/hub.db, "
+              "STATE = HALLGRID_STATE_DIR or ~/.local/state/hallgrid).")
+@click.option("--http", "http", type=HOST_PORT, default="127.0.0.1:8080", show_default=True, envvar="HALLGRID_HTTP",
+              help="HOST:PORT of the API and board.")
+@click.option("--webhook", "webhook_url", envvar="HALLGRID_WEBHOOK",
+              help="POST every alert change as JSON to this URL (retried).")
+@click.option("--tick", "tick_s", default=1.0, show_default=True, type=click.FloatRange(0.01), envvar="HALLGRID_TICK",
+              help="Seconds between rule evaluations.")
+@click.option("--prefix", default=DEFAULT_PREFIX, show_default=True, envvar="HALLGRID_PREFIX",
+              help="MQTT topic prefix.")
+@click.option("--no-auth", "no_auth", is_flag=True, help="Serve the board and API without login (trusted network "
+              "or tests only); default: the site files' access users, HALLGRID_USERS or HALLGRID_TOKEN.")
+@log_options()
+def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db_url: str | None, http: HostPort,
+                webhook_url: str | None, tick_s: float, prefix: str, no_auth: bool, log_level: str,
+                log_format: str) -> None:
+    """Fuse occupancy and ticket events into staffing alerts; serve the API, SSE stream and MQTT alerts."""
+    import uvicorn
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from calibration.site import load_site
+    from edge.mqtt_url import parse_broker_url
+    from hub.access import AccessError, access_for_hub
+    from hub.api import create_app
+    from hub.service import Hub, _run_ticker
+    from hub.storage import Storage
+    from hub.webhook import Webhook
+
+    setup_logging(log_level, log_format)
+    sites = [load_site(p) for p in site_paths]          # a SiteError is an input error (the top group)
+    broker = parse_broker_url(mqtt_url)
+    if only:
+        wanted = {s.strip() for s in only.split(",") if s.strip()}
+        missing = wanted - {s.id for s in sites}
+        if missing:
+            raise InputError(f"--sites names {', '.join(sorted(missing))} but no --site file has them")
+        sites = [s for s in sites if s.id in wanted]
+    try:
+        sock = listen(http)
+    except OSError as exc:
+        raise RunFailure(f"cannot serve HTTP on {http}: {exc.strerror or exc}") from None
+    try:
+        db_shown = make_url(db_url).render_as_string(hide_password=True) if db_url else None
+    except ArgumentError:
+        raise InputError("--db (HALLGRID_DB) is not a database URL; write e.g. sqlite:////var/lib/hallgrid/hub.db "
+                         "or postgresql+psycopg://hallgrid@db/hallgrid") from None
+    if db_url is None:
+        db_url = default_db_url()
+        db_shown = db_url
+    try:
+        access, token = access_for_hub(sites, db_url, no_auth)
+        storage = Storage(db_url)
+    except AccessError as exc:
+        raise InputError(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise RunFailure(f"database {db_shown}: {str(exc).splitlines()[0]}") from None
+    if token:
+        click.echo(f"no users configured (site file access:, HALLGRID_USERS, HALLGRID_TOKEN): this run's "
+                   f"duty-manager token is {token}")
+    hub = Hub(sites, storage, mqtt_url=mqtt_url, prefix=prefix,
+              webhook=Webhook(webhook_url) if webhook_url else None,
+              client_id=f"hallgrid-hub-{'-'.join(s.id for s in sites)}"[:64])
+    hub.start(wait_s=None)       # retries with backoff; /readyz says when it is subscribed
+    stop = threading.Event()
+    threading.Thread(target=_run_ticker, args=(hub, tick_s, stop), daemon=True, name="hub-ticker").start()
+    click.echo(f"hub for {', '.join(hub.sites)}: MQTT {broker.redacted()}, DB {db_shown}, "
+               f"API http://{http.shown}")
+    try:
+        server = uvicorn.Server(uvicorn.Config(create_app(hub, access), log_level="warning", log_config=None))
+        server.run(sockets=[sock])
+    finally:
+        stop.set()
+        hub.stop()
+        if hub.webhook is not None:
+            hub.webhook.close()
