@@ -6,7 +6,7 @@ import click
 
 from edge.cli import camera_of, detector_config, detector_options
 from edge.cli_errors import RunFailure
-from edge.host_port import HOST_PORT, HostPort, listen
+from edge.host_port import HOST_PORT, HostPort, listen, serve_http
 from edge.logs import log_options, setup_logging
 
 
@@ -22,8 +22,6 @@ from edge.logs import log_options, setup_logging
 def calibrate_cmd(site_path, camera_ids, http: HostPort, token, log_level, log_format, model, model_dir, confidence,
                   threads):
     """Draw, check and prove the zones of a site's cameras in a browser, on live snapshots."""
-    import uvicorn
-
     from calibration.site import load_site
     from edge.calibrate_server import CalibrateApp, create_app, new_token
     from edge.detector import Detector
@@ -41,7 +39,6 @@ def calibrate_cmd(site_path, camera_ids, http: HostPort, token, log_level, log_f
     click.echo("the token is needed for every request; keep it to this session "
                f"({'from --token/HALLGRID_CALIBRATE_TOKEN' if token else 'random'})", err=True)
     try:
-        uvicorn.Server(uvicorn.Config(create_app(editor), log_level=log_level.lower(), log_config=None)
-                       ).run(sockets=[sock])
+        serve_http(create_app(editor), sock, log_level.lower())
     finally:
         editor.close()

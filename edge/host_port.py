@@ -56,3 +56,21 @@ def listen(address: HostPort) -> socket.socket:
         raise
     sock.set_inheritable(True)
     return sock
+
+
+def serve_http(app, sock: socket.socket, log_level: str = "warning") -> None:
+    """Run an ASGI app with uvicorn on ``sock`` in this thread until SIGTERM or Ctrl-C, then return.
+
+    uvicorn re-raises the signal it stopped for once it is done; with the default handler that kills the
+    process before the caller's cleanup (the hub's last batch of counts, the outbox) runs. A no-op handler
+    in its place lets ``serve_http`` return instead, so a stopped container exits 0 with nothing lost."""
+    import signal
+
+    import uvicorn
+
+    previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        uvicorn.Server(uvicorn.Config(app, log_level=log_level, log_config=None)).run(sockets=[sock])
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

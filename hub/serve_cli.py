@@ -16,7 +16,7 @@ import click
 
 from edge.cli_errors import InputError, RunFailure
 from edge.contract import DEFAULT_PREFIX
-from edge.host_port import HOST_PORT, HostPort, listen
+from edge.host_port import HOST_PORT, HostPort, listen, serve_http
 from edge.logs import log_options, setup_logging
 from edge.state_dir import state_dir
 
@@ -54,7 +54,6 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
                 webhook_url: str | None, tick_s: float, prefix: str, no_auth: bool, log_level: str,
                 log_format: str) -> None:
     """Fuse occupancy and ticket events into staffing alerts; serve the API, SSE stream and MQTT alerts."""
-    import uvicorn
     from sqlalchemy import make_url
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -106,8 +105,7 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     click.echo(f"hub for {', '.join(hub.sites)}: MQTT {broker.redacted()}, DB {db_shown}, "
                f"API http://{http.shown}")
     try:
-        server = uvicorn.Server(uvicorn.Config(create_app(hub, access), log_level="warning", log_config=None))
-        server.run(sockets=[sock])
+        serve_http(create_app(hub, access), sock)
     finally:
         stop.set()
         hub.stop()
