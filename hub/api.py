@@ -19,6 +19,7 @@ from hub.access import Access, RequireLogin, actor
 from edge import VERSION
 from hub.board import install_board, site_state
 from hub.ops import install_ops
+from hub.ops.docs import install_docs
 from hub.tickets import TicketError, parse
 
 TICKET_EXAMPLE = {"event": "issued", "ticket": "A001", "service": "billing", "ts": "2026-11-23T08:00:00.000Z"}
@@ -30,12 +31,13 @@ class Who(BaseModel):
 
 def create_app(hub, access: Access | None = None) -> FastAPI:
     """The API and the board; ``access`` None serves them open (tests, a hub behind its own gate)."""
-    app = FastAPI(title="hallgrid hub", version="1",
+    app = FastAPI(title="hallgrid hub", version="1", docs_url=None, redoc_url=None,   # /docs: hub.ops.docs
                   description="Zone occupancy, ticket queues and staffing alerts of customer-service halls.")
     if access is not None:
         app.add_middleware(RequireLogin, access=access)
     install_board(app, hub, access)
     install_ops(app, hub)
+    install_docs(app)
 
     @app.exception_handler(RequestValidationError)
     async def count_invalid(request: Request, exc: RequestValidationError):
