@@ -138,6 +138,19 @@ def run_demo(opts: DemoOptions) -> None:
     click.echo("demo stopped")
 
 
+def board_socket(http: HostPort, explicit: bool) -> tuple[socket.socket, str | None]:
+    """The board's listening socket: ``http``, or when that default port is taken, a free one (and a note
+    saying so); a port the user asked for explicitly fails at once (exit 1) instead."""
+    try:
+        return listen(http), None
+    except OSError as exc:
+        if explicit:
+            raise RunFailure(f"--http {http}: {exc.strerror or exc}") from None
+        sock = listen(HostPort(http.host, 0))
+        return sock, (f"port {http.port} is taken ({exc.strerror or exc}): the board uses port "
+                      f"{sock.getsockname()[1]} instead")
+
+
 @click.command("demo")
 @click.option("--site", "site_path", type=click.Path(dir_okay=False, exists=True), default=None,
               show_default="calibration/examples/demo-hall.yaml", help="Demo site (services, counters, users).")
@@ -161,14 +174,9 @@ def demo_command(ctx: click.Context, site_path: str | None, duration: float | No
 
     setup_logging(log_level, log_format)
     path = Path(site_path) if site_path else Path(str(files("calibration") / "examples" / "demo-hall.yaml"))
-    try:
-        sock = listen(http)
-    except OSError as exc:
-        if ctx.get_parameter_source("http") is not click.core.ParameterSource.DEFAULT:
-            raise RunFailure(f"--http {http}: {exc.strerror or exc}") from None
-        sock = listen(HostPort(http.host, 0))
-        click.echo(f"port {http.port} is taken ({exc.strerror or exc}): the board uses port "
-                   f"{sock.getsockname()[1]} instead")
+    sock, note = board_socket(http, ctx.get_parameter_source("http") is not click.core.ParameterSource.DEFAULT)
+    if note:
+        click.echo(note)
     try:
         run_demo(DemoOptions(path, duration, speed, sock, model, model_dir, threads))
     except (BrokerError, OSError, RuntimeError) as exc:
