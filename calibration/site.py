@@ -171,15 +171,14 @@ class Role(str, Enum):
 class User(Strict):
     """One person or device allowed on the hub's board and API; give a password hash, a token, or both.
 
-    Only hashes are stored in the file (scrypt): make one with
-    ``.venv/bin/python -c "import getpass; from hub.access import hash_password;
-    print(hash_password(getpass.getpass()))"`` (one line; README, "Login and roles").
+    Only hashes are stored in the file (scrypt): make one with ``hallgrid hash-password``
+    (README, "Login and roles").
     """
 
     name: str = Field(pattern=r"^[^\s:,]{1,64}$", description="Login name (no spaces, ':' or ',').")
     role: Role = Role.VIEWER
     password_hash: str | None = Field(None, description="'scrypt$N$r$p$salt$hash' from "
-                                 "hub.access.hash_password (README: Login and roles).")
+                                 "`hallgrid hash-password` (README: Login and roles).")
     token: str | None = Field(None, min_length=16, description="Bearer token for scripts and wall displays.")
 
 
