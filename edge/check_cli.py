@@ -23,8 +23,8 @@ from calibration.proof import ProofSample, TruthError, parse_truth, prove
 from calibration.site import Camera, Site, SiteError, load_site
 from edge.cli import camera_of, detector_config, detector_options
 from edge.cli_errors import InputError, RunFailure
-from edge.sources import SourceKind, classify
 from edge.detections import Detections
+from edge.sources import SourceKind, classify
 from edge.zones import ZoneCounter, to_pixels
 
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}

@@ -137,11 +137,6 @@ def install_board(app: FastAPI, hub, access: Access | None) -> None:
             data = zone_series(hub.storage, site, now - minutes * 60, now, step_s)
         return {"until": now, "step_s": step_s, "zones": data}
 
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, bool]:
-        """Liveness for a load balancer or systemd watchdog (public: no hall data)."""
-        return {"ok": True}
-
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> Response:
         return FileResponse(str(STATIC / "favicon.svg"), media_type="image/svg+xml")

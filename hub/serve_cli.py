@@ -9,7 +9,6 @@ with backoff and reports not ready on ``/readyz`` until it is subscribed.
 
 from __future__ import annotations
 
-import logging
 import threading
 
 import click
@@ -19,9 +18,6 @@ from edge.contract import DEFAULT_PREFIX
 from edge.host_port import HOST_PORT, HostPort, listen, serve_http
 from edge.logs import log_options, setup_logging
 from edge.state_dir import state_dir
-
-log = logging.getLogger("hallgrid.hub")
-
 
 def default_db_url() -> str:
     """SQLite in the state folder (created on first use), never the current folder."""
@@ -83,9 +79,8 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     except ArgumentError:
         raise InputError("--db (HALLGRID_DB) is not a database URL; write e.g. sqlite:////var/lib/hallgrid/hub.db "
                          "or postgresql+psycopg://hallgrid@db/hallgrid") from None
-    if db_url is None:
-        db_url = default_db_url()
-        db_shown = db_url
+    db_url = db_url or default_db_url()
+    db_shown = db_shown or db_url
     try:
         access, token = access_for_hub(sites, db_url, no_auth)
         storage = Storage(db_url)

@@ -63,20 +63,21 @@ def test_clean_install_edge_only_then_with_the_hub_extra_serves_the_board(wheel,
     hallgrid = clean_venv / "bin" / "hallgrid"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HALLGRID_", "PYTHON", "VIRTUAL_ENV"))}
     env["HALLGRID_STATE_DIR"] = str(tmp_path / "state")
+    run = dict(env=env, cwd=tmp_path)       # never the checkout: python would import the tree, not the wheel
 
-    sh(*pip, "install", "--quiet", wheel, env=env)                          # the edge box: no extras
-    assert sh(hallgrid, "--version", env=env).stdout.strip() == "hallgrid 0.1.0"
-    assert "Serve a site's cameras" in sh(hallgrid, "edge", "--help", env=env).stdout
+    sh(*pip, "install", "--quiet", wheel, **run)                          # the edge box: no extras
+    assert sh(hallgrid, "--version", **run).stdout.strip() == "hallgrid 0.1.0"
+    assert "Serve a site's cameras" in sh(hallgrid, "edge", "--help", **run).stdout
     site = Path(sh(clean_venv / "bin" / "python", "-c", "import calibration, pathlib; print(pathlib.Path("
-                   "calibration.__file__).parent / 'examples' / 'demo-hall.yaml')", env=env).stdout.strip())
+                   "calibration.__file__).parent / 'examples' / 'demo-hall.yaml')", **run).stdout.strip())
     assert site.is_file() and str(site).startswith(str(clean_venv))
-    assert sh(hallgrid, "check", site, "--offline", env=env).stdout.startswith("site demo-hall: valid")
-    no_hub = subprocess.run([hallgrid, "hub", "--site", site], capture_output=True, text=True, env=env, timeout=60)
+    assert sh(hallgrid, "check", site, "--offline", **run).stdout.startswith("site demo-hall: valid")
+    no_hub = subprocess.run([hallgrid, "hub", "--site", site], capture_output=True, text=True, timeout=60, **run)
     assert no_hub.returncode == 1 and "Traceback" not in no_hub.stderr
     assert re.fullmatch(r"error: 'hallgrid hub' needs the hub extra \(module '\w+' is not installed\): "
                         r"pip install 'hallgrid\[hub\]'", no_hub.stderr.strip()), no_hub.stderr
 
-    sh(*pip, "install", "--quiet", f"{wheel}[hub]", env=env)
+    sh(*pip, "install", "--quiet", f"{wheel}[hub]", **run)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([hallgrid, "hub", "--site", site, "--mqtt", broker.url, "--http", f"127.0.0.1:{port}"],

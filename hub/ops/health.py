@@ -33,6 +33,7 @@ def install_ops(app: FastAPI, hub) -> None:
     metrics = HubMetrics(hub)
 
     @app.get("/livez", include_in_schema=False)
+    @app.get("/healthz", include_in_schema=False)       # the older name, for load balancers set up with it
     def livez() -> dict[str, object]:
         return {"ok": True, "version": VERSION}
 
