@@ -15,8 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
 
-from hub.access import Access, RequireLogin, actor
 from edge import VERSION
+from hub.access import Access, RequireLogin, actor
 from hub.board import install_board, site_state
 from hub.ops import install_ops
 from hub.ops.docs import install_docs
