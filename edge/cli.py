@@ -151,6 +151,8 @@ def eval_images(counter: CameraCounter, folder: str, gt_path: str, points_path: 
             writer.writerows(row[:3] for row in score.rows)
     summary = score.summary(points is not None)
     summary["model"] = counter.detector.name
+    summary["input_size"] = counter.detect_options.get("input_size", counter.detector.size)
+    summary["confidence"] = counter.detect_options.get("confidence", counter.detector.config.confidence)
     summary["correction"] = counter.correction.people_per_detection if counter.correction else None
     return summary
 

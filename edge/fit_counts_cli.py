@@ -51,6 +51,9 @@ def fit_counts_cmd(site_path, camera_id, image_dir, gt_path, dry_run, progress, 
                    f"{fit.people_per_detection:.3f} people per detection")
         click.echo(f"  detections alone:               MAE {fit.raw_mae:.2f}, bias {fit.raw_bias:+.2f}")
         click.echo(f"  corrected ({fit.folds}-fold, by name/time): MAE {fit.cv_mae:.2f}, bias {fit.cv_bias:+.2f}")
+        if fit.cv_mae > fit.raw_mae:
+            click.echo("  note: on images it was not fitted on, the correction moves the bias to "
+                       f"{fit.cv_bias:+.2f} but raises the error; the detector settings are the lever here")
         if dry_run:
             return
         entry = {"people_per_detection": fit.people_per_detection, "images": fit.images, "cv_mae": fit.cv_mae,
