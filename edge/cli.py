@@ -71,6 +71,8 @@ def build_counter(site_path: str | None, camera_id: str | None, model, model_dir
                   ) -> tuple[Site | None, Camera | None, CameraCounter]:
     site = load_site(site_path) if site_path else None
     camera = camera_of(site, camera_id)
+    if camera and camera.detector and confidence:  # the command line wins over the camera's settings too
+        camera = camera.model_copy(update={"detector": camera.detector.model_copy(update={"confidence": confidence})})
     detector = Detector(detector_config(site, model, confidence, threads, model_dir))
     return site, camera, CameraCounter(detector, camera, site.smoothing if site else SmoothingSettings())
 
