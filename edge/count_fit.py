@@ -36,7 +36,15 @@ class CorrectionFit:
     raw_bias: float
 
 
+def _require_sklearn() -> None:
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise FitError("fitting needs scikit-learn: pip install 'hallgrid[fit]' (the edge box does not)") from None
+
+
 def _factor(raw: np.ndarray, truth: np.ndarray) -> float:
+    _require_sklearn()
     from sklearn.linear_model import LinearRegression
 
     model = LinearRegression(fit_intercept=False, positive=True).fit(raw[:, None], truth)
@@ -45,6 +53,7 @@ def _factor(raw: np.ndarray, truth: np.ndarray) -> float:
 
 def cross_validated(raw: np.ndarray, truth: np.ndarray, folds: int = FOLDS) -> np.ndarray:
     """Each image's corrected count from a factor fitted on the other folds (contiguous, in the given order)."""
+    _require_sklearn()
     from sklearn.model_selection import KFold
 
     predicted = np.zeros(len(raw))
