@@ -265,3 +265,19 @@ def test_edge_publishes_raw_detections_and_the_corrected_count(tmp_path, broker,
         edge.stop()
         sub.close()
 
+
+
+def test_check_detects_with_the_camera_settings(brt, tmp_path):
+    """What the installer checks is what the edge counts: the camera's input size and confidence apply."""
+    snapshot = sorted((brt / "frames").glob("2-*.jpg"))[100]
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(BRT_SITE.read_text().replace("    detector: {input_size: 960, confidence: 0.1}\n", ""))
+
+    def people(site: Path) -> int:
+        done = run("check", str(site), "--camera", "cam2", "--snapshot", str(snapshot), "--out",
+                   str(tmp_path / "check.png"))
+        assert done.returncode == 0, done.stderr
+        line = next(x for x in done.stdout.splitlines() if x.startswith("camera cam2:"))
+        return int(line.split()[2])
+
+    assert people(BRT_SITE) > people(plain) + 3
