@@ -88,24 +88,16 @@ def load_points(path: str | Path) -> dict[str, np.ndarray]:
     points: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for lineno, (name, x, y) in _rows(path, ["image", "x", "y"]):
         name = _image(path, lineno, name)
-        try:
-            xy = float(x), float(y)
-        except ValueError:
-            field = "x" if not _is_number(x) else "y"
-            raise GroundTruthError(f"{path}:{lineno}: {field}: {(x if field == 'x' else y)!r} is not a pixel "
-                                   "coordinate") from None
+        xy = []
+        for field, text in (("x", x), ("y", y)):
+            try:
+                xy.append(float(text))
+            except ValueError:
+                raise GroundTruthError(f"{path}:{lineno}: {field}: {text!r} is not a pixel coordinate") from None
         if min(xy) < 0 or not all(np.isfinite(xy)):
             raise GroundTruthError(f"{path}:{lineno}: x,y: ({x}, {y}) is not a pixel of the image")
-        points[name].append(xy)
+        points[name].append((xy[0], xy[1]))
     return {name: np.asarray(p, np.float32) for name, p in points.items()}
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def images_of(folder: str | Path, counts: dict[str, int]) -> list[Path]:
