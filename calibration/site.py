@@ -88,7 +88,7 @@ class CameraDetector(Strict):
     default input (320) YOLOX's finest grid (8 px) barely resolves them. A larger
     ``input_size`` enlarges the frame before detection (YOLOX is fully convolutional,
     so the frame is scaled, not cut) and a lower ``confidence`` keeps the half-hidden
-    people a crowd is made of; the camera's ``count_correction`` absorbs the excess.
+    people a crowd is made of; the camera's ``count_correction`` then scales detections to people.
     """
 
     input_size: int | None = Field(None, ge=160, le=2048, description="Long side of the detector input in "
