@@ -173,16 +173,18 @@ class ImageScore:
     busy_s: float = 0.0
 
     def summary(self, with_points: bool) -> dict:
+        if not self.rows:
+            return {"frames": 0}
         truth = np.array([r[1] for r in self.rows], float)
         err = np.array([r[2] for r in self.rows], float) - truth
         raw_err = np.array([r[3] for r in self.rows], float) - truth
         out = {
             "frames": len(self.rows),
-            "count_mae": round(float(np.abs(err).mean()), 4) if len(err) else 0.0,
-            "count_rmse": round(float(np.sqrt((err ** 2).mean())), 4) if len(err) else 0.0,
-            "bias": round(float(err.mean()), 4) if len(err) else 0.0,
-            "raw_count_mae": round(float(np.abs(raw_err).mean()), 4) if len(err) else 0.0,
-            "mean_people": round(float(truth.mean()), 3) if len(err) else 0.0,
+            "count_mae": round(float(np.abs(err).mean()), 4),
+            "count_rmse": round(float(np.sqrt((err ** 2).mean())), 4),
+            "bias": round(float(err.mean()), 4),
+            "raw_count_mae": round(float(np.abs(raw_err).mean()), 4),
+            "mean_people": round(float(truth.mean()), 3),
             "fps": round(len(self.rows) / self.busy_s, 2) if self.busy_s else 0.0,
         }
         if with_points:
