@@ -19,6 +19,7 @@ from edge.calibrate_cli import calibrate_cmd
 from edge.check_cli import check_cmd
 from edge.cli import USER_ERRORS, count, edge_cmd, eval_cmd
 from edge.cli_errors import RunFailure, fail
+from edge.fit_counts_cli import fit_counts_cmd
 from edge.models_cli import models_group
 from edge.site_cli import init_cmd, site_schema_cmd
 from hub.access_cli import hash_password_cmd
@@ -82,7 +83,7 @@ def cli() -> None:
 
 
 for command in (count, eval_cmd, hub_command, edge_cmd, models_group, demo_command, calibrate_cmd, check_cmd,
-                replay_command, init_cmd, site_schema_cmd, hash_password_cmd):
+                fit_counts_cmd, replay_command, init_cmd, site_schema_cmd, hash_password_cmd):
     cli.add_command(command)
 
 def main() -> None:
