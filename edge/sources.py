@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
@@ -68,8 +69,20 @@ def open_capture(spec: SourceSpec, timeout_s: float = 5.0) -> cv2.VideoCapture:
         cap = cv2.VideoCapture(spec.url)
     if not cap.isOpened():
         cap.release()
-        raise OSError(f"cannot open {spec.kind.value} source {spec.url}")
+        raise OSError(f"cannot open {spec.kind.value} source {redacted(spec.url)}")
     return cap
+
+
+def redacted(url: str) -> str:
+    """A source URL without its password, for messages that leave the box (status, logs, /readyz).
+
+    >>> redacted("rtsp://admin:s3cret@10.0.0.5:554/live")
+    'rtsp://admin:***@10.0.0.5:554/live'
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
 
 
 @dataclass

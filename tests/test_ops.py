@@ -144,3 +144,34 @@ def test_readyz_names_an_unreachable_database(tmp_path):
     (tmp_path / "hub.db").mkdir()      # the database file is gone and its path is a folder: no connection
     problem = database_problem(storage)
     assert problem and problem.startswith("OperationalError")
+
+
+@pytest.mark.usefixtures("need_footage")
+def test_edge_readiness_names_the_camera_that_delivers_nothing_without_its_password(tmp_path, broker):
+    from tests.conftest import EXAMPLE_SITE
+
+    closed = free_port()
+    site = tmp_path / "site.yaml"
+    site.write_text(EXAMPLE_SITE.read_text().replace("sample://vtest.avi", f"rtsp://admin:s3cret@127.0.0.1:{closed}/l"))
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HALLGRID_")},
+           "HALLGRID_STATE_DIR": str(tmp_path / "state")}
+    proc = subprocess.Popen([str(HALLGRID), "edge", "--site", str(site), "--mqtt", broker.url, "--metrics-port",
+                             str(port), "--stall", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for(lambda: httpx.get(f"{url}/livez").status_code == 200, 60, "edge liveness")
+
+        def refused():
+            got = httpx.get(f"{url}/readyz")
+            return got if "cannot open" in got.json()["checks"]["camera cam1"] else None
+
+        ready = wait_for(refused, 60, "the camera's failure in /readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["mqtt cam1"] == "ok"
+        assert "admin:***@" in ready.text and "s3cret" not in ready.text
+        assert "hallgrid_edge_build_info" in httpx.get(f"{url}/metrics").text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert "s3cret" not in out + err, "no camera password in the log"
