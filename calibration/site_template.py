@@ -22,14 +22,10 @@ class NewCamera:
     source: str
 
 
-def render_site(site_id: str, name: str, timezone: str, cameras: list[NewCamera], filename: str = "site.yaml",
-                schema: str | None = None) -> str:
+def render_site(site_id: str, name: str, timezone: str, cameras: list[NewCamera], filename: str = "site.yaml") -> str:
     """The site file's text; raises SiteError when the answers do not make a valid site."""
     q = json.dumps
-    lines = []
-    if schema:
-        lines += [f"# yaml-language-server: $schema={schema}"]
-    lines += [
+    lines = [
         f"# Site file of {name}, written by `hallgrid init`. Check the file alone with",
         f"# `hallgrid check {filename} --offline`, the zones over a live snapshot with `hallgrid check {filename}`.",
         "# JSON Schema for editors: `hallgrid site-schema --out site.schema.json`.",
