@@ -79,8 +79,10 @@ def test_alert_lifecycle_over_http(client, hub):
     assert [a["key"] for a in alerts] == ["long_wait:billing"]
     a = alerts[0]
     assert a["state"] == "open" and a["owner"] == "B" and a["figures"]["waiting_tickets"] == 3
-    assert a["suggestion"] == ("Waiting area A: 3 people, 3 tickets for Billing, est. wait unbounded: no counter open > 5 min: "
-                               "open counter 1")
+    assert a["suggestion"] == "Waiting area A: 3 people, 3 tickets for Billing, no counter open: open counter 1"
+    assert a["lang"] == "en" and a["v"] == 2
+    assert a["texts"]["zh"] == {"where": "Waiting area A", "detail": "3人、3张票等候Billing，无窗口开放",
+                                "action": "开启1号窗口", "suggestion": "Waiting area A：3人、3张票等候Billing，无窗口开放，开启1号窗口"}
     hub.clock.advance(30)
     r = client.post(f"/api/alerts/{a['id']}/acknowledge", json={"who": "wang"})
     assert r.status_code == 200 and r.json()["acknowledged_by"] == "wang"
