@@ -63,6 +63,10 @@ def test_ticket_intake_and_reasons(client, hub):
     assert csv.json()["accepted"] == 1 and "unknown counter '7'" in csv.json()["rejected"][0]
     queues = {q["service"]: q for q in client.get("/api/sites/hall-1/queues").json()}
     assert queues["billing"]["waiting_tickets"] == 2 and queues["billing"]["open_counters"] == ["1"]
+    # the wait in words in both languages beside the figures; a service nobody serves says so
+    assert queues["billing"]["wait_reason"] in ("ok", "overloaded") and "∞" not in queues["billing"]["wait_text"]["en"]
+    assert queues["vip"]["wait_reason"] == "no_counter"
+    assert queues["vip"]["wait_text"] == {"zh": "无窗口开放", "en": "no counter open"}
     stats = client.get("/api/stats").json()
     assert stats["counters"]["ticket_rejected"] == 3 and stats["counters"]["ticket_ok"] == 3
 

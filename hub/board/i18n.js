@@ -1,5 +1,6 @@
 /* Board labels in English and Chinese: the browser's language picks, the header switch overrides
-   (remembered in localStorage). Hub-generated suggestions stay as the hub wrote them. */
+   (remembered in localStorage). Sentences the hub writes (alert suggestions, the wait in words) come
+   from its message catalogue in every language (alert.texts, queue wait_text): the board picks. */
 "use strict";
 const I18N = (() => {
   const T = {
@@ -12,7 +13,7 @@ const I18N = (() => {
       open_counters: "Open counters", predicted_wait: "Predicted wait", cell: "Cell", no_data: "no data",
       no_alerts: "No active alerts", acknowledge: "Acknowledge", resolve: "Resolve", ack_by: "acknowledged by",
       resolved_by: "resolved by", owner: "owner", ago: "ago", now: "just now", none: "none",
-      no_counter: "no counter", cameras: "Cameras", ticket_feed: "Ticket feed", viewer: "viewer",
+      cameras: "Cameras", ticket_feed: "Ticket feed", viewer: "viewer",
       duty_manager: "duty manager", last_hour: "last hour", escalated: "escalated",
       open: "open", acknowledged: "acknowledged", resolved: "resolved",
       info: "info", warning: "warning", critical: "critical",
@@ -32,7 +33,7 @@ const I18N = (() => {
       open_counters: "开放柜台", predicted_wait: "预计等候", cell: "网格", no_data: "无数据",
       no_alerts: "当前无预警", acknowledge: "确认", resolve: "解除", ack_by: "确认人",
       resolved_by: "解除人", owner: "责任网格", ago: "前", now: "刚刚", none: "无",
-      no_counter: "无柜台", cameras: "摄像头", ticket_feed: "排队叫号数据", viewer: "查看者",
+      cameras: "摄像头", ticket_feed: "排队叫号数据", viewer: "查看者",
       duty_manager: "值班经理", last_hour: "近一小时", escalated: "已升级",
       open: "待处理", acknowledged: "已确认", resolved: "已解除",
       info: "提示", warning: "警告", critical: "严重",
