@@ -119,7 +119,9 @@ def create_app(hub, access: Access | None = None) -> FastAPI:
     @app.get("/api/stats")
     def stats() -> dict[str, Any]:
         with hub.lock:
-            return {"counters": dict(hub.stats), "recent_drops": list(hub.drops)[-50:]}
+            out = {"counters": dict(hub.stats), "recent_drops": list(hub.drops)[-50:]}
+        out["notify"] = hub.notify.stats() if hub.notify is not None else []   # per channel: kind and host only
+        return out
 
     @app.get("/api/stream", response_class=EventSourceResponse)
     async def stream(limit: int | None = Query(None, ge=1, description="Close after this many events (tests).")
