@@ -18,7 +18,7 @@ from calibration.site import ZoneType
 
 from hub.alerts import Condition
 from hub.fusion import SiteState
-from hub.messages import LANGUAGES, Localized, render, render_all
+from hub.messages import Localized, render_all, suggestion_texts
 from hub.messages.waits import durations, wait_reason, wait_texts
 
 BIG = 1e9   # an infinite wait, as a number the comparisons can use
@@ -27,11 +27,7 @@ BIG = 1e9   # an infinite wait, as a number the comparisons can use
 def _say(st: SiteState, where: Localized | str, detail: Localized, action: Localized) -> tuple[str, dict]:
     """The suggestion in the site's language and the texts in every language (the alert contract's
     ``suggestion`` and ``texts``), all from the message catalogue."""
-    texts = {}
-    for lang in LANGUAGES:
-        parts = {k: v[lang] if isinstance(v, Localized) else v
-                 for k, v in (("where", where), ("detail", detail), ("action", action))}
-        texts[lang] = {**parts, "suggestion": render("alert.suggestion", lang, **parts)}
+    texts = suggestion_texts(where, detail, action)
     return texts[st.site.language]["suggestion"], texts
 
 

@@ -155,12 +155,16 @@
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ who: S.me.name || "board" }) });
     S.alerts.set(updated.id, updated); renderAlerts();
   }
+  function figLabel(k) {                 // a figure's name in the board's language (raw name if unknown)
+    const x = t(`fig_${k}`);
+    return x === `fig_${k}` ? k.replace(/_/g, " ") : x;
+  }
   function alertCard(a) {
     // the wait figures are in the suggestion, in words with their range: not repeated as bare numbers
     const skip = new Set(["name", "service", "vip", "zone", "counter", "predicted_wait_s", "wait_low_s", "wait_high_s",
                           "wait_reason", "frees_every_s"]);
     const figs = Object.entries(a.figures || {}).filter(([k, v]) => v !== null && typeof v !== "object" && typeof v !== "boolean" && !skip.has(k))
-      .slice(0, 6).map(([k, v]) => h("span", { class: "fig" }, h("b", {}, k.replace(/_/g, " ")), ` ${typeof v === "number" && k.endsWith("_s") ? minutes(v) : v}`));
+      .slice(0, 6).map(([k, v]) => h("span", { class: "fig" }, h("b", {}, figLabel(k)), ` ${typeof v === "number" && k.endsWith("_s") ? minutes(v) : v}`));
     const canAct = S.me && S.me.can_act;
     const buttons = a.state === "resolved" || !canAct ? null : h("div", { class: "actions" },
       a.state === "open" ? h("button", { class: "ack", onclick: () => act(a, "acknowledge") }, t("acknowledge")) : null,

@@ -23,6 +23,10 @@ const I18N = (() => {
       entrance: "entrance", lobby_desk: "lobby desk", ticket_kiosk: "ticket kiosk", waiting: "waiting",
       counter: "counter", self_service: "self-service", vip: "VIP", other: "other",
       min: "min", s: "s",
+      fig_waiting_tickets: "tickets", fig_waiting_people: "people", fig_service_time_s: "service time",
+      fig_arrivals_per_h: "arrivals/h", fig_oldest_wait_s: "longest wait", fig_suggested_counter: "suggested counter",
+      fig_count: "count", fig_capacity: "capacity", fig_explained: "explained by tickets", fig_age_s: "silent for",
+      fig_status: "status", fig_camera: "camera",
     },
     zh: {
       login_title: "值班经理看板", user: "用户名", password: "密码", sign_in: "登录",
@@ -43,6 +47,10 @@ const I18N = (() => {
       entrance: "入口", lobby_desk: "大堂经理台", ticket_kiosk: "取号机", waiting: "等候区",
       counter: "柜台", self_service: "自助区", vip: "VIP", other: "其他",
       min: "分钟", s: "秒",
+      fig_waiting_tickets: "等候票号", fig_waiting_people: "等候人数", fig_service_time_s: "平均办理",
+      fig_arrivals_per_h: "每小时取号", fig_oldest_wait_s: "最长等候", fig_suggested_counter: "建议开启",
+      fig_count: "人数", fig_capacity: "容量", fig_explained: "取号可解释", fig_age_s: "无数据时长",
+      fig_status: "状态", fig_camera: "摄像头",
     },
   };
   let lang = localStorage.getItem("hallgrid.lang") ||

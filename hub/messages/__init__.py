@@ -64,3 +64,15 @@ def render(key: str, lang: str = DEFAULT_LANGUAGE, /, **params: Any) -> str:
 def render_all(key: str, /, **params: Any) -> Localized:
     """The text in every language, for contracts that carry both (the board switches language live)."""
     return Localized({lang: render(key, lang, **params) for lang in LANGUAGES})
+
+
+def suggestion_texts(where: Localized | str, detail: Localized | str, action: Localized | str) -> dict[str, dict[str, str]]:
+    """An alert's ``texts`` (contract v2): per language its parts and the whole suggestion
+    ("where: detail: action", key ``alert.suggestion``). A plain str part (a zone name from the
+    site file) is the same in every language."""
+    out = {}
+    for lang in LANGUAGES:
+        parts = {k: v[lang] if isinstance(v, Localized) else v
+                 for k, v in (("where", where), ("detail", detail), ("action", action))}
+        out[lang] = {**parts, "suggestion": render("alert.suggestion", lang, **parts)}
+    return out
