@@ -81,10 +81,20 @@ def test_suggestions_follow_the_site_language(tmp_path):
     assert a.suggestion == "Waiting area A：0人、1张票等候Billing，无窗口开放，开启1号窗口"
     assert a.texts["en"]["suggestion"] == "Waiting area A: 0 people, 1 ticket for Billing, no counter open: open counter 1"
     assert all(set(t) == {"where", "detail", "action", "suggestion"} for t in a.texts.values())
-    # every rule speaks both languages and the site's language picks the suggestion
-    conditions = rules.evaluate(hub.sites["hall-1"], T0 + 600)
-    assert {"long_wait", "vip_waiting", "stale_camera", "stale_tickets"} <= {c.kind for c in conditions}
-    for c in conditions:
+    # every rule speaks both languages and the site's language picks the suggestion; texts are rendered
+    # only for a condition above its clear threshold (one that may raise or keep an alert)
+    st = hub.sites["hall-1"]
+    for zone, n in {"entrance": 12, "waiting-a": 25, "self-service": 6, "vip-room": 1, "counter-1": 0}.items():
+        st.zones[zone].count, st.zones[zone].received_at = n, T0
+    hub.ingest_ticket("hall-1", parse({"event": "issued", "ticket": "V1", "service": "vip"}, T0))
+    hub.ingest_ticket("hall-1", parse({"event": "counter_open", "counter": "1"}, T0))
+    hub.ingest_ticket("hall-1", parse({"event": "called", "ticket": "A1", "counter": "1"}, T0))
+    conditions = rules.evaluate(st, T0 + 7200)
+    above = [c for c in conditions if c.value > c.clear_at]
+    assert {c.kind for c in above} == {"long_wait", "over_capacity", "entrance_crowd", "staff_missing",
+                                       "self_service_queue", "vip_waiting", "stale_camera", "stale_tickets"}
+    for c in above:
         assert c.lang == "zh" and c.suggestion == c.texts["zh"]["suggestion"] != c.texts["en"]["suggestion"]
-    camera = next(c for c in conditions if c.kind == "stale_camera")
-    assert camera.suggestion.startswith("摄像头") and "10分钟" in camera.suggestion
+    assert all(c.texts == {} and c.suggestion == "" for c in conditions if c.value <= c.clear_at)
+    camera = next(c for c in above if c.kind == "stale_camera")
+    assert camera.suggestion.startswith("摄像头") and "120分钟" in camera.suggestion
