@@ -162,7 +162,7 @@
   function alertCard(a) {
     // the wait figures are in the suggestion, in words with their range: not repeated as bare numbers
     const skip = new Set(["name", "service", "vip", "zone", "counter", "predicted_wait_s", "wait_low_s", "wait_high_s",
-                          "wait_reason", "frees_every_s"]);
+                          "wait_reason", "frees_every_s", "wait_source"]);
     const figs = Object.entries(a.figures || {}).filter(([k, v]) => v !== null && typeof v !== "object" && typeof v !== "boolean" && !skip.has(k))
       .slice(0, 6).map(([k, v]) => h("span", { class: "fig" }, h("b", {}, figLabel(k)), ` ${typeof v === "number" && k.endsWith("_s") ? minutes(v) : v}`));
     const canAct = S.me && S.me.can_act;
