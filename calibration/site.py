@@ -17,7 +17,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 from shapely.geometry import Polygon
@@ -204,6 +204,14 @@ class NotifyTarget(Strict):
                                      "or ${ENV_VAR}; absent: unsigned.")
     min_level: Literal["info", "warning", "critical"] = Field(
         "warning", description="Alerts below this level are not sent (escalation may lift them later).")
+
+    @field_validator("url")
+    @classmethod
+    def _http_or_variable(cls, v: SecretStr) -> SecretStr:
+        text = v.get_secret_value()
+        if not (text.startswith(("http://", "https://")) or text.startswith("${")):
+            raise ValueError("must be an http(s):// URL or ${ENV_VAR}")       # the value itself is not repeated
+        return v
 
 
 class Site(Strict):

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from calibration.site import parse_site
+from calibration.site import SiteError, parse_site
 from conftest import free_port
 from edge.clock import ManualClock
 from hub.messages.waits import wait_text
@@ -292,6 +292,13 @@ def test_english_message_without_a_board_url():
 
 
 def test_bad_notify_entries_are_refused_at_start(tmp_path, monkeypatch):
+    # in the file: the line and field, never the value (a robot URL holds its token)
+    with pytest.raises(SiteError) as err:
+        parse_site(HALL_YAML + 'notify:\n  - {kind: wecom, url: "qyapi.weixin.qq.com/send?key=abc123"}\n'
+                   '  - {kind: slack, url: "https://hooks.example/x"}\n', "hall.yaml")
+    lines = HALL_YAML.count("\n")
+    assert f"hall.yaml:{lines + 2}: notify[0].url: Value error, must be an http(s):// URL or ${{ENV_VAR}}" in str(err.value)
+    assert f"hall.yaml:{lines + 3}: notify[1].kind:" in str(err.value) and "abc123" not in str(err.value)
     site = parse_site(HALL_YAML + """notify:
   - {kind: dingtalk, url: "${UNSET_DING_URL}"}
 """, "hall.yaml")
