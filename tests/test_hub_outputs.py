@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import httpx
@@ -81,3 +82,19 @@ def test_webhook_close_does_not_hang_on_a_full_queue_while_backing_off():
     started = time.monotonic()
     hook.close(timeout=5.0)
     assert time.monotonic() - started < 2.0 and not hook._thread.is_alive()
+
+
+def test_a_slow_receiver_never_holds_the_hub(tmp_path):
+    release = threading.Event()
+    hook = Webhook("http://receiver/alerts", transport=httpx.MockTransport(
+        lambda r: release.wait(10) and httpx.Response(204)))
+    hub = Hub([hall_site(min_duration_s=0)], Storage(f"sqlite:///{tmp_path / 'a.db'}"), clock=ManualClock(T0),
+              notify=Notify(everywhere=[hook]), evaluate_on_message=False)
+    hub.ingest_ticket("hall-1", parse({"event": "issued", "ticket": "A1", "service": "billing"}, T0))
+    started = time.monotonic()
+    assert [a.key for a in hub.tick() if a.key == "long_wait:billing"]       # raised and handed to the channel
+    hub.ingest_ticket("hall-1", parse({"event": "issued", "ticket": "A2", "service": "billing"}, T0))
+    assert time.monotonic() - started < 2.0 and hook.sent == 0       # the receiver still hangs, the hub went on
+    release.set()
+    wait_until(lambda: hook.sent >= 1, what="delivery once the receiver answers")
+    hook.close()
