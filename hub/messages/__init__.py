@@ -61,6 +61,15 @@ def render(key: str, lang: str = DEFAULT_LANGUAGE, /, **params: Any) -> str:
     return entry.format(**{k: v[lang] if isinstance(v, Localized) else v for k, v in params.items()})
 
 
+def label(prefix: str, value: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    """The catalogue's name for a code (``label("kind", "long_wait", "zh")`` -> "等候过长"); the code itself
+    when the catalogue has none, for codes from outside (a peer hub's alert kind) that must still show."""
+    try:
+        return render(f"{prefix}.{value}", lang)
+    except MessageError:
+        return value
+
+
 def render_all(key: str, /, **params: Any) -> Localized:
     """The text in every language, for contracts that carry both (the board switches language live)."""
     return Localized({lang: render(key, lang, **params) for lang in LANGUAGES})

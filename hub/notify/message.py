@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from edge.contract import parse_ts
 
 from hub.alerts import ACKNOWLEDGED, RESOLVED, Alert
-from hub.messages import MessageError, render
+from hub.messages import label, render
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,7 @@ def compose(alert: Alert, lang: str, board_url: str | None = None, site_name: st
             tz: str = "UTC") -> Message:
     """The message for one alert change in ``lang`` (a version-1 alert without texts uses its suggestion)."""
     texts = alert.texts.get(lang) or {}
-    try:
-        kind = render(f"kind.{alert.kind}", lang)
-    except MessageError:          # a kind added without its catalogue name still gets delivered
-        kind = alert.kind
-    level = render(f"level.{alert.level}", lang)
+    kind, level = label("kind", alert.kind, lang), label("level", alert.level, lang)
     if alert.state == RESOLVED:
         title, tone = render("notify.title.resolved", lang, kind=kind), "done"
     elif alert.state == ACKNOWLEDGED:
@@ -76,5 +72,5 @@ def compose(alert: Alert, lang: str, board_url: str | None = None, site_name: st
                      else render("notify.resolved_by", lang, who=alert.resolved_by or "-"))
     at = datetime.fromtimestamp(parse_ts(alert.updated_at), timezone.utc).astimezone(ZoneInfo(tz))
     footer = render("notify.footer", lang, site=site_name or alert.site, time=at.strftime("%H:%M"))
-    label = render("notify.link.open" if alert.state == "open" else "notify.link.board", lang)
-    return Message(title, lines, board_link(board_url, alert), label, tone, footer)
+    link_label = render("notify.link.open" if alert.state == "open" else "notify.link.board", lang)
+    return Message(title, lines, board_link(board_url, alert), link_label, tone, footer)
