@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from edge.contract import parse_ts
 
-from hub.alerts import ACKNOWLEDGED, RESOLVED, Alert
+from hub.alerts import ACKNOWLEDGED, OPEN, RESOLVED, Alert
 from hub.messages import label, render
 
 
@@ -58,10 +58,10 @@ def compose(alert: Alert, lang: str, board_url: str | None = None, site_name: st
     else:
         title, tone = render("notify.title.open", lang, kind=kind, level=level), alert.level
     lines = []
-    if texts:
+    if {"where", "detail", "action"} <= texts.keys():
         lines.append(render("notify.where", lang, where=texts["where"], cell=alert.owner))
-        lines.append(render("notify.detail", lang, detail=texts["detail"]))
-        if alert.state != RESOLVED:
+        if alert.state != RESOLVED:          # once resolved, the last reading is no longer "now"
+            lines.append(render("notify.detail", lang, detail=texts["detail"]))
             lines.append(render("notify.action", lang, action=texts["action"]))
     else:
         lines.append(alert.suggestion)
@@ -72,5 +72,5 @@ def compose(alert: Alert, lang: str, board_url: str | None = None, site_name: st
                      else render("notify.resolved_by", lang, who=alert.resolved_by or "-"))
     at = datetime.fromtimestamp(parse_ts(alert.updated_at), timezone.utc).astimezone(ZoneInfo(tz))
     footer = render("notify.footer", lang, site=site_name or alert.site, time=at.strftime("%H:%M"))
-    link_label = render("notify.link.open" if alert.state == "open" else "notify.link.board", lang)
+    link_label = render("notify.link.open" if alert.state == OPEN else "notify.link.board", lang)
     return Message(title, lines, board_link(board_url, alert), link_label, tone, footer)
