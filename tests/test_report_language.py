@@ -24,7 +24,7 @@ ALERT = {"kind": "over_capacity", "key": "over_capacity:waiting-a", "level": "wa
 
 
 def tables() -> tuple[Table, Table, Table]:
-    i, f, s = pa.int64(), pa.float64(), pa.string()
+    i, s = pa.int64(), pa.string()
     zones = Table("zones", [("ts", s), ("seq", i), ("camera", s), ("zone", s), ("x", i), ("raw", i), ("smoothed", i)],
                   [(T.format(k), k, "cam1", "waiting-a", 0, 10 + k % 3, 11) for k in range(0, 50, 5)])
     intervals = Table("zone_intervals", [(c, s) for c in ("interval", "camera", "zone", "frames", "min", "mean", "max")],
