@@ -20,9 +20,9 @@ import zoneinfo
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.json_schema import SkipJsonSchema
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
@@ -249,6 +249,36 @@ def timezone_problem(name: str) -> str | None:
     return f"{name!r} is not in the tz database; {hint}"
 
 
+class NotifyKind(str, Enum):
+    """Where alerts go: a generic JSON webhook, or the group robot of a chat app the hall's staff use."""
+
+    WEBHOOK = "webhook"      # every alert change as the alert JSON (ticketing, paging, own bots)
+    WECOM = "wecom"          # 企业微信 group robot, markdown message
+    DINGTALK = "dingtalk"    # 钉钉 custom robot, markdown message, optional signing (加签)
+    FEISHU = "feishu"        # 飞书 custom bot, interactive card, optional signature (签名校验)
+
+
+class NotifyTarget(Strict):
+    """One delivery of the site's alerts (hub part). The URL of a chat robot holds its token, so both
+    ``url`` and ``secret`` are secrets: write ``${ENV_VAR}`` to keep them out of the file; they are
+    never logged or shown."""
+
+    kind: NotifyKind
+    url: SecretStr = Field(description="Webhook URL, or ${ENV_VAR} naming the environment variable that holds it.")
+    secret: SecretStr | None = Field(None, description="Signing secret (DingTalk 加签 'SEC...', Feishu 签名校验), "
+                                     "or ${ENV_VAR}; absent: unsigned.")
+    min_level: Literal["info", "warning", "critical"] = Field(
+        "warning", description="Alerts below this level are not sent (escalation may lift them later).")
+
+    @field_validator("url")
+    @classmethod
+    def _http_or_variable(cls, v: SecretStr) -> SecretStr:
+        text = v.get_secret_value()
+        if not (text.startswith(("http://", "https://")) or text.startswith("${")):
+            raise ValueError("must be an http(s):// URL or ${ENV_VAR}")       # the value itself is not repeated
+        return v
+
+
 class Site(Strict):
     """A hall: its cameras with their zones, and settings shared by the edge box."""
 
@@ -256,6 +286,8 @@ class Site(Strict):
     name: str = Field(min_length=1)
     timezone: str = Field("UTC", description="IANA time zone of the hall (tz database), e.g. Asia/Shanghai: "
                           "opening hours, the ticket day and reports follow it.")
+    language: Literal["zh", "en"] = Field("en", description="Language of the hub's texts for this hall (alert "
+                                          "suggestions, chat-robot messages); the board switches on its own.")
     detector: DetectorSettings = DetectorSettings()
     smoothing: SmoothingSettings = SmoothingSettings()
     cameras: list[Camera] = Field(min_length=1)
@@ -264,6 +296,9 @@ class Site(Strict):
     rules: RuleSettings = RuleSettings()
     access: AccessSettings | None = Field(None, description="Board and API users (hub).")
     floor_plan: FloorPlan | None = Field(None, description="Floor-plan picture for the cameras' floor_points.")
+    board_url: str | None = Field(None, pattern=r"^https?://", description="The board's address as staff reach it "
+                                  "(https://hub.example/): chat-robot messages link there to acknowledge (hub).")
+    notify: list[NotifyTarget] = Field(default_factory=list, description="Where alerts are sent (hub).")
     source_file: SkipJsonSchema[Path | None] = Field(None, exclude=True)   # set by load_site
 
     @field_validator("timezone")
@@ -311,6 +346,7 @@ def _line_of(doc: Any, loc: tuple) -> int:
 
 
 INTERNAL_FIELDS = {"source_file"}   # set by the loader, never written in a file
+SECRET_FIELDS = {"url", "secret", "token", "password_hash"}
 
 
 def _model_in(annotation) -> type[BaseModel] | None:
@@ -336,7 +372,8 @@ def _fields_at(loc: tuple) -> list[str]:
 def _plain(err: dict) -> str:
     """pydantic's message in the installer's words, with the value given and, where it helps, the fix."""
     kind, ctx, got = err["type"], err.get("ctx") or {}, err.get("input")
-    shown = f" (got {got!r})" if isinstance(got, (str, int, float, bool)) else ""
+    secret = any(k in SECRET_FIELDS for k in err["loc"])      # a token or a robot's URL is never echoed
+    shown = f" (got {got!r})" if isinstance(got, (str, int, float, bool)) and not secret else ""
     if kind == "extra_forbidden":
         key, allowed = err["loc"][-1], _fields_at(err["loc"][:-1])
         guess = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)

@@ -38,7 +38,8 @@ def default_db_url() -> str:
 @click.option("--http", "http", type=HOST_PORT, default="127.0.0.1:8080", show_default=True, envvar="HALLGRID_HTTP",
               help="HOST:PORT of the API and board.")
 @click.option("--webhook", "webhook_url", envvar="HALLGRID_WEBHOOK",
-              help="POST every alert change as JSON to this URL (retried).")
+              help="POST every alert change as JSON to this URL (retried); chat robots (WeCom, DingTalk, Feishu) "
+              "are set per site in the site file's notify: list.")
 @click.option("--tick", "tick_s", default=1.0, show_default=True, type=click.FloatRange(0.01), envvar="HALLGRID_TICK",
               help="Seconds between rule evaluations.")
 @click.option("--prefix", default=DEFAULT_PREFIX, show_default=True, envvar="HALLGRID_PREFIX",
@@ -57,9 +58,9 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     from edge.mqtt_url import parse_broker_url
     from hub.access import AccessError, access_for_hub
     from hub.api import create_app
+    from hub.notify import Notify, NotifyError
     from hub.service import Hub, _run_ticker
     from hub.storage import Storage
-    from hub.webhook import Webhook
 
     setup_logging(log_level, log_format)
     sites = [load_site(p) for p in site_paths]          # a SiteError is an input error (the top group)
@@ -88,11 +89,14 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
         raise InputError(str(exc)) from None
     except SQLAlchemyError as exc:
         raise RunFailure(f"database {db_shown}: {str(exc).splitlines()[0]}") from None
+    try:
+        notify = Notify.for_sites(sites, webhook_url)
+    except NotifyError as exc:          # e.g. a ${VAR} of a notify entry unset: the entry and the variable
+        raise InputError(str(exc)) from None
     if token:
         click.echo(f"no users configured (site file access:, HALLGRID_USERS, HALLGRID_TOKEN): this run's "
                    f"duty-manager token is {token}")
-    hub = Hub(sites, storage, mqtt_url=mqtt_url, prefix=prefix,
-              webhook=Webhook(webhook_url) if webhook_url else None,
+    hub = Hub(sites, storage, mqtt_url=mqtt_url, prefix=prefix, notify=notify,
               client_id=f"hallgrid-hub-{'-'.join(s.id for s in sites)}"[:64])
     hub.start(wait_s=None)       # retries with backoff; /readyz says when it is subscribed
     stop = threading.Event()
@@ -104,5 +108,4 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     finally:
         stop.set()
         hub.stop()
-        if hub.webhook is not None:
-            hub.webhook.close()
+        notify.close()

@@ -1,4 +1,4 @@
-"""The hub service: MQTT in, fusion and rules under one lock, alerts out (MQTT, storage, SSE, webhook).
+"""The hub service: MQTT in, fusion and rules under one lock, alerts out (MQTT, storage, SSE, notify).
 
 One ``Hub`` object serves one or more sites. Every door (MQTT callback thread, HTTP
 requests, the ticker) goes through the same methods under one lock, so state
@@ -37,7 +37,7 @@ class Hub:
     """Fuses occupancy and ticket events of its sites into alerts."""
 
     def __init__(self, sites: list[Site], storage: Storage, clock: Clock | None = None, mqtt_url: str | None = None,
-                 prefix: str = DEFAULT_PREFIX, evaluate_on_message: bool = True, webhook: Any = None,
+                 prefix: str = DEFAULT_PREFIX, evaluate_on_message: bool = True, notify: Any = None,
                  client_id: str | None = None):
         self.clock = clock or SystemClock()
         self.storage = storage
@@ -45,7 +45,7 @@ class Hub:
         self.mqtt_url = mqtt_url
         self.client_id = client_id
         self.evaluate_on_message = evaluate_on_message
-        self.webhook = webhook
+        self.notify = notify              # hub.notify.Notify: webhook and chat robots, each on its own thread
         self.lock = threading.RLock()
         self.sites = {s.id: SiteState(s) for s in sites}
         self.managers = {s.id: AlertManager(s.rules.escalate_after_s) for s in sites}
@@ -328,15 +328,15 @@ class Hub:
 
     # --- outputs -----------------------------------------------------------------------------------
     def _emit(self, alert: Alert, who: str | None) -> None:
-        """Every state change: storage first (a crash after it loses nothing), then MQTT, SSE, webhook."""
+        """Every state change: storage first (a crash after it loses nothing), then MQTT, SSE, notify."""
         self.storage.save_alert(alert, who)
         self.stats[f"alerts_{alert.state}"] += 1
         client = self._client          # stop() may clear it from another thread: use one reading
         if client is not None:
             client.publish(alerts_topic(alert.site, alert.id, self.prefix), alert.to_json(), qos=1, retain=True)
         self._broadcast("alert", alert.to_dict())
-        if self.webhook is not None:
-            self.webhook.send(alert.to_dict())
+        if self.notify is not None:
+            self.notify.send(alert)
         for fn in self.alert_listeners:
             fn(alert)
 
