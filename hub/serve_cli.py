@@ -72,6 +72,11 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
             raise InputError(f"--sites names {', '.join(sorted(missing))} but no --site file has them")
         sites = [s for s in sites if s.id in wanted]
     try:
+        notify = Notify.for_sites(sites, webhook_url)
+    except NotifyError as exc:          # e.g. a ${VAR} of a notify entry unset: the entry and the variable
+        raise InputError(str(exc)) from None
+    click.get_current_context().call_on_close(notify.close)    # also when a later step fails
+    try:
         sock = listen(http)
     except OSError as exc:
         raise RunFailure(f"cannot serve HTTP on {http}: {exc.strerror or exc}") from None
@@ -89,10 +94,6 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
         raise InputError(str(exc)) from None
     except SQLAlchemyError as exc:
         raise RunFailure(f"database {db_shown}: {str(exc).splitlines()[0]}") from None
-    try:
-        notify = Notify.for_sites(sites, webhook_url)
-    except NotifyError as exc:          # e.g. a ${VAR} of a notify entry unset: the entry and the variable
-        raise InputError(str(exc)) from None
     if token:
         click.echo(f"no users configured (site file access:, HALLGRID_USERS, HALLGRID_TOKEN): this run's "
                    f"duty-manager token is {token}")
@@ -108,4 +109,3 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     finally:
         stop.set()
         hub.stop()
-        notify.close()

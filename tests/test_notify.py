@@ -24,7 +24,8 @@ from edge.clock import ManualClock
 from hub.messages.waits import wait_text
 from hub.notify import Notify, NotifyError, site_channels
 from hub.notify.message import compose
-from hub.service import Hub, hub_command
+from hub.serve_cli import hub_command
+from hub.service import Hub
 from hub.storage import Storage
 from hub.tickets import parse
 
@@ -305,7 +306,7 @@ def test_bad_notify_entries_are_refused_at_start(tmp_path, monkeypatch):
         parse_site(HALL_YAML + 'notify:\n  - {kind: wecom, url: "qyapi.weixin.qq.com/send?key=abc123"}\n'
                    '  - {kind: slack, url: "https://hooks.example/x"}\n', "hall.yaml")
     lines = HALL_YAML.count("\n")
-    assert f"hall.yaml:{lines + 2}: notify[0].url: Value error, must be an http(s):// URL or ${{ENV_VAR}}" in str(err.value)
+    assert f"hall.yaml:{lines + 2}: notify[0].url: must be an http(s):// URL or ${{ENV_VAR}}" in str(err.value)
     assert f"hall.yaml:{lines + 3}: notify[1].kind:" in str(err.value) and "abc123" not in str(err.value)
     # a variable that is not set: refused, naming the entry and the variable (never a value)
     monkeypatch.delenv("UNSET_DING_URL", raising=False)
