@@ -197,3 +197,22 @@ def test_history_queries_read_through_the_composite_indexes(db_url):
                                                    tuple(compiled.params[k] for k in compiled.positiontup))
     finally:
         storage.close()
+
+
+def test_two_halls_on_one_database_keep_their_own_alerts(db_url):
+    """The same condition in two halls in the same second: two alerts, each stored and restored for its hall."""
+    from hub.service import Hub
+    from test_hub_site import hall_site
+
+    from edge.clock import ManualClock
+
+    sites = [hall_site("hall-1", min_duration_s=0), hall_site("hall-2", min_duration_s=0)]
+    hub = Hub(sites, Storage(db_url), clock=ManualClock(T0), evaluate_on_message=False)
+    for sid in ("hall-1", "hall-2"):
+        hub.ingest_ticket(sid, parse({"event": "issued", "ticket": "A1", "service": "billing"}, T0))
+    raised = {a.site: a.id for a in hub.tick() if a.key == "long_wait:billing"}
+    assert len(set(raised.values())) == 2
+    hub.storage.close()
+    again = Hub(sites, Storage(db_url), clock=ManualClock(T0 + 5), evaluate_on_message=False)
+    assert {sid: again.managers[sid].active["long_wait:billing"].id for sid in raised} == raised
+    again.storage.close()
