@@ -136,7 +136,7 @@ def test_board_live_alert_acknowledge(live, browser):
         # an alert: waiting area B over its 10 seats (billing's 4 tickets for one counter may raise a
         # long-wait alert beside it, in either order: pick the capacity card by its id)
         hall.count("waiting-b", 12)
-        card = page.wait_for_selector(".alert[data-state=open][data-id^='over_capacity-waiting-b']")
+        card = page.wait_for_selector(".alert[data-state=open][data-id^='hall-1-over_capacity-waiting-b']")
         alert_id = card.get_attribute("data-id")
         assert "12 people for 10 places" in card.text_content()
         assert page.get_attribute("#zone-waiting-b", "data-state") == "over"
