@@ -473,6 +473,9 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     from calibration.site import SiteError, load_site
     from hub.access import AccessError, access_for_hub
     from hub.api import create_app
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
     from hub.cluster.claims import ClaimError, SiteClaims
     from hub.storage import Storage
     from hub.webhook import Webhook
@@ -489,7 +492,11 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
         if missing:
             raise click.ClickException(f"--sites names {', '.join(sorted(missing))} but no --site file has them")
         sites = [s for s in sites if s.id in wanted]
-    storage = Storage(db_url)
+    db_shown = make_url(db_url).render_as_string(hide_password=True)   # no password in logs
+    try:
+        storage = Storage(db_url)
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"cannot open the database {db_shown}: {getattr(exc, 'orig', None) or exc}") from None
     claim = not only and storage.is_postgresql
     host, _, port = http.rpartition(":")
     try:
@@ -510,7 +517,7 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     stop = threading.Event()
     threading.Thread(target=_run_ticker, args=(hub, tick_s, stop), daemon=True, name="hub-ticker").start()
     served = f"claims among {', '.join(s.id for s in sites)}" if claim else f"for {', '.join(hub.sites)}"
-    click.echo(f"hub {served}: MQTT {parse_broker_url(mqtt_url).redacted()}, DB {db_url}, API http://{host or '127.0.0.1'}:{port}")
+    click.echo(f"hub {served}: MQTT {parse_broker_url(mqtt_url).redacted()}, DB {db_shown}, API http://{host or '127.0.0.1'}:{port}")
     try:
         uvicorn.run(create_app(hub, access), host=host or "127.0.0.1", port=int(port), log_level="warning")
     finally:

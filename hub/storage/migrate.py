@@ -9,12 +9,16 @@ revision, then upgraded like any other, keeping its rows.
 
 from __future__ import annotations
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection, Engine
+import logging
+
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)   # its import-time lines say nothing
+
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from alembic.runtime.migration import MigrationContext  # noqa: E402
+from alembic.script import ScriptDirectory  # noqa: E402
+from sqlalchemy import inspect, text  # noqa: E402
+from sqlalchemy.engine import Connection, Engine  # noqa: E402
 
 INITIAL = "0001"                 # the schema of the releases before migrations
 MIGRATION_LOCK = 0x68616C6C      # PostgreSQL advisory lock: hubs starting together migrate one at a time
