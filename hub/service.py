@@ -108,16 +108,17 @@ class Hub:
             # copy-on-write: views iterate these dicts without the lock
             self.sites = {**self.sites, site.id: SiteState(site)}
             self.managers = {**self.managers, site.id: AlertManager(site.rules.escalate_after_s)}
-            self._restore(site.id)
             self.stats["sites_served"] += 1
-        if not self._started:
-            return
         try:
+            with self.lock:
+                self._restore(site.id)
+            if not self._started:
+                return
             if self.site_sessions:
                 self._connect(site.id)
             elif not self._subscribe(self._sessions[None], self.topics([site.id])).wait(10):
                 raise RuntimeError(f"the MQTT broker did not confirm the subscriptions of {site.id}")
-        except RuntimeError:
+        except Exception:        # half served is not served: the caller may hand the site to another hub
             self.release_site(site.id)
             raise
 
@@ -127,8 +128,8 @@ class Hub:
             client = self._sessions.pop(site_id, None) if self.site_sessions else self._sessions.get(None)
         if client is not None and self.site_sessions:
             self._disconnect(client)       # outside the lock: its network thread may be waiting for it
-        elif client is not None:
-            client.unsubscribe(self.topics([site_id]))
+        elif client is not None:           # what arrives until the broker confirms is still handled
+            self._acked(client, client.unsubscribe(self.topics([site_id]))[1]).wait(10)
         with self.lock:
             if site_id not in self.sites:
                 return
@@ -157,7 +158,7 @@ class Hub:
             client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{self.prefix}-site-{site}",
                                  clean_session=False, userdata={"site": site, "ready": ready})
         client.on_connect = self._on_connect
-        client.on_subscribe = self._on_subscribe
+        client.on_subscribe = client.on_unsubscribe = self._on_ack
         client.on_message = self._on_message
         client.max_inflight_messages_set(1000)
         client.reconnect_delay_set(0.2, 5)
@@ -182,9 +183,14 @@ class Hub:
 
     def _subscribe(self, client, topics: list[str], done: threading.Event | None = None) -> threading.Event:
         """Subscribe; the event is set once the broker has the subscriptions (a ticket sent before is lost)."""
+        return self._acked(client, client.subscribe([(t, 1) for t in topics])[1], done)
+
+    def _acked(self, client, mid: int, done: threading.Event | None = None) -> threading.Event:
+        """An event set when the broker acknowledges (un)subscription ``mid``. The answer may come before this
+        runs (the lock cannot be held across paho's call, which takes paho's callback lock): then it waits in
+        ``_early``."""
         done = done or threading.Event()
-        _, mid = client.subscribe([(t, 1) for t in topics])
-        with self._acks_lock:        # (not held across subscribe: paho takes its callback lock inside)
+        with self._acks_lock:
             ok = self._early.pop((client, mid), None)
             if ok is None:
                 self._acks[(client, mid)] = done
@@ -199,10 +205,10 @@ class Hub:
         site = userdata["site"]
         self._subscribe(client, self.topics(None if site is None else [site]), userdata["ready"])
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+    def _on_ack(self, client, userdata, mid, reason_codes, properties) -> None:
         failed = [rc for rc in reason_codes if rc.is_failure]
         if failed:
-            log.error("MQTT subscription refused: %s", failed)
+            log.error("MQTT (un)subscription refused: %s", failed)
         with self._acks_lock:
             done = self._acks.pop((client, mid), None)
             if done is None:
