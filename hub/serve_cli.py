@@ -9,6 +9,7 @@ with backoff and reports not ready on ``/readyz`` until it is subscribed.
 
 from __future__ import annotations
 
+import socket
 import threading
 
 import click
@@ -31,7 +32,8 @@ def default_db_url() -> str:
               type=click.Path(dir_okay=False), help="Site file (repeat for several halls; HALLGRID_SITE: "
               "paths separated by ':').")
 @click.option("--sites", "only", envvar="HALLGRID_SITES", help="Comma-separated site ids this hub serves out of "
-              "the given files (several hubs split the halls by this list).")
+              "the given files (several hubs split the halls by this list). Without it on PostgreSQL, the hubs "
+              "sharing the database claim the sites among themselves and take over a dead hub's.")
 @click.option("--mqtt", "mqtt_url", default="mqtt://127.0.0.1:1883", show_default=True, envvar="HALLGRID_MQTT")
 @click.option("--db", "db_url", envvar="HALLGRID_DB", help="SQLAlchemy URL (default: sqlite:///STATE/hub.db, "
               "STATE = HALLGRID_STATE_DIR or ~/.local/state/hallgrid).")
@@ -58,6 +60,7 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     from edge.mqtt_url import parse_broker_url
     from hub.access import AccessError, access_for_hub
     from hub.api import create_app
+    from hub.cluster.claims import ClaimError, SiteClaims
     from hub.notify import Notify, NotifyError
     from hub.service import Hub, _run_ticker
     from hub.storage import Storage
@@ -88,24 +91,33 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     db_url = db_url or default_db_url()
     db_shown = db_shown or db_url
     try:
-        access, token = access_for_hub(sites, db_url, no_auth)
         storage = Storage(db_url)
+    except SQLAlchemyError as exc:
+        raise RunFailure(f"cannot open the database {db_shown}: {getattr(exc, 'orig', None) or exc}") from None
+    claim = not only and storage.is_postgresql
+    try:
+        access, token = access_for_hub(sites, db_url, no_auth)
     except AccessError as exc:
         raise InputError(str(exc)) from None
-    except SQLAlchemyError as exc:
-        raise RunFailure(f"database {db_shown}: {str(exc).splitlines()[0]}") from None
     if token:
         click.echo(f"no users configured (site file access:, HALLGRID_USERS, HALLGRID_TOKEN): this run's "
                    f"duty-manager token is {token}")
-    hub = Hub(sites, storage, mqtt_url=mqtt_url, prefix=prefix, notify=notify,
+    hub = Hub([] if claim else sites, storage, mqtt_url=mqtt_url, prefix=prefix, notify=notify, site_sessions=claim,
               client_id=f"hallgrid-hub-{'-'.join(s.id for s in sites)}"[:64])
     hub.start(wait_s=None)       # retries with backoff; /readyz says when it is subscribed
+    try:
+        claims = SiteClaims(hub, sites, db_url, name=f"{socket.gethostname()}:{http.port}").start() if claim else None
+    except (RuntimeError, OSError, ClaimError) as exc:
+        hub.stop()
+        raise RunFailure(str(exc)) from None
     stop = threading.Event()
     threading.Thread(target=_run_ticker, args=(hub, tick_s, stop), daemon=True, name="hub-ticker").start()
-    click.echo(f"hub for {', '.join(hub.sites)}: MQTT {broker.redacted()}, DB {db_shown}, "
-               f"API http://{http.shown}")
+    served = f"claims among {', '.join(s.id for s in sites)}" if claim else f"for {', '.join(hub.sites)}"
+    click.echo(f"hub {served}: MQTT {broker.redacted()}, DB {db_shown}, API http://{http.shown}")
     try:
         serve_http(create_app(hub, access), sock)
     finally:
         stop.set()
+        if claims is not None:
+            claims.stop()
         hub.stop()
