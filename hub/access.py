@@ -82,15 +82,20 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got.hex(), digest)
 
 
-_dummy_hash: str | None = None
+_dummies: dict[tuple[int, int, int], str] = {}
 
 
-def _dummy() -> str:
-    """A hash to check unknown names against, so a wrong name takes as long as a wrong password."""
-    global _dummy_hash
-    if _dummy_hash is None:
-        _dummy_hash = hash_password(secrets.token_urlsafe(16))
-    return _dummy_hash
+def _dummy(like: str | None) -> str:
+    """A hash to check unknown names against, with the parameters of the configured users' hashes (``like``),
+    so a wrong name takes as long as a wrong password."""
+    try:
+        _, n, r, p, _, _ = (like or "").split("$")
+        params = (int(n), int(r), int(p))
+    except ValueError:
+        params = (SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    if params not in _dummies:
+        _dummies[params] = hash_password(secrets.token_urlsafe(16), n=params[0], r=params[1], p=params[2])
+    return _dummies[params]
 
 
 @dataclass(frozen=True)
@@ -188,6 +193,7 @@ class Access:
                 raise AccessError(f"user {u.name!r} is configured twice, differently")
             self.users[u.name] = u
         self._tokens = {u.token: u for u in self.users.values() if u.token}
+        self._typical = next((u.password_hash for u in self.users.values() if u.password_hash), None)
         self.secret = secret
         self.session_s = session_s
         self.clock = clock or SystemClock()
@@ -226,7 +232,7 @@ class Access:
         ok = False
         try:
             user = self.users.get(name)
-            stored = user.password_hash if user is not None and user.password_hash else _dummy()
+            stored = user.password_hash if user is not None and user.password_hash else _dummy(self._typical)
             with self._checks:
                 ok = verify_password(password, stored) and user is not None and bool(user.password_hash)
         finally:

@@ -7,6 +7,7 @@ for free; the handlers only call ``Hub`` methods, which hold the lock.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, AsyncIterable, Literal
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
@@ -14,6 +15,7 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 
 from edge.http_limits import KIB, MIB, BodyLimit, Limit
 from hub.access import Access, RequireLogin, actor, require
@@ -26,6 +28,7 @@ BODY_LIMITS = [Limit("POST", r"/login", 4 * KIB), Limit("POST", r"/api/sites/[^/
                Limit("POST", r"/api/sites/[^/]+/tickets\.csv", 4 * MIB)]
 DEFAULT_BODY = 16 * KIB
 MAX_STREAMS_PER_USER = 5      # open SSE streams per user (or per address on an open hub); 429 beyond
+log = logging.getLogger("hallgrid.hub")
 TICKET_EXAMPLE = {"event": "issued", "ticket": "A001", "service": "billing", "ts": "2026-11-23T08:00:00.000Z"}
 
 
@@ -114,6 +117,10 @@ def create_app(hub, access: Access | None = None) -> FastAPI:
         except TicketError as exc:
             hub._drop("ticket", site, str(exc))
             raise HTTPException(422, str(exc)) from None
+        except SQLAlchemyError as exc:
+            log.error("storing a ticket event failed: %s", exc)
+            raise HTTPException(503, "the hub could not store the event (nothing was changed): send it again") \
+                from None
         return {"accepted": accepted, "duplicate": not accepted, "event": e.to_dict()}
 
     @app.post("/api/sites/{site}/tickets.csv")
@@ -123,7 +130,12 @@ def create_app(hub, access: Access | None = None) -> FastAPI:
         require(request, "tickets")
         site_state(hub, site)
         text = (await request.body()).decode("utf-8", errors="replace")
-        return await asyncio.to_thread(hub.import_csv, site, text)
+        try:
+            return await asyncio.to_thread(hub.import_csv, site, text)
+        except SQLAlchemyError as exc:
+            log.error("storing a ticket import failed: %s", exc)
+            raise HTTPException(503, "the hub could not store a batch of this log; the batches before it are "
+                                "in: send the log again (events already in are skipped as duplicates)") from None
 
     @app.get("/api/stats")
     def stats() -> dict[str, Any]:

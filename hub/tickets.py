@@ -14,7 +14,7 @@ import csv
 import io
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
@@ -58,7 +58,8 @@ class TicketEvent:
         return (self.kind, self.ticket, self.to_service, self.counter)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # a shallow copy (asdict deep-copies: a third of a CSV import's time under the hub's lock)
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["services"] = list(self.services)
         data["ts"] = iso_ts(self.ts)
         return {k: v for k, v in data.items() if v not in ("", [], None)}
