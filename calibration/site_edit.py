@@ -64,7 +64,8 @@ def _flow_polygon(polygon: Sequence[Sequence[float]]) -> CommentedSeq:
 
 def _merge(existing: Any, shapes: Sequence[dict], fields: Sequence[str]) -> CommentedSeq:
     old = {item.get("id"): item for item in (existing or [])}
-    out = existing if isinstance(existing, CommentedSeq) else CommentedSeq()
+    # an emptied list starts afresh: its old comments would be dumped between the key and '[]' (broken YAML)
+    out = existing if isinstance(existing, CommentedSeq) and shapes else CommentedSeq()
     kept = []
     for shape in shapes:
         item = old.get(shape["id"], CommentedMap())
