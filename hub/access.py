@@ -352,11 +352,12 @@ class RequireLogin:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         who = self.access.identify(headers, _parse_cookies(headers.get("cookie", "")))
         scope.setdefault("state", {})["user"] = who
-        if who is not None and who.role == TICKET_FEED and not (
+        public = path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+        if who is not None and who.role == TICKET_FEED and not public and not (
                 scope["method"] == "POST" and TICKET_FEED_PATHS.fullmatch(path)):
             return await _json(send, 403, {"detail": f"{who.name} is a ticket_feed: it may only POST ticket "
                                            "events (/api/sites/SITE/tickets or tickets.csv)"})
-        if who is not None or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+        if who is not None or public:
             return await self.app(scope, receive, send)
         if path.startswith("/api") or path in ("/openapi.json", "/docs", "/redoc"):
             return await _json(send, 401, {"detail": "login required: a session cookie or "

@@ -210,6 +210,7 @@ def test_a_viewer_only_reads_and_a_ticket_feed_only_writes_tickets(hub):
         assert f.post(TICKETS + ".csv", content=csv).json()["accepted"] == 1
         for path in ("/api/sites", "/api/sites/hall-1/queues", "/api/alerts", "/api/stream", "/board"):
             assert f.get(path).status_code == 403, path                 # the feed reads nothing of the hall
+        assert f.get("/healthz").status_code == 200
         assert d.post(TICKETS, json={"event": "issued", "ticket": "D1", "service": "newline"}).status_code == 202
         # the role is checked before the alert is looked up: the viewer is refused, the duty manager told
         assert v.post("/api/alerts/nope/acknowledge", json={"who": "x"}).status_code == 403
