@@ -206,9 +206,10 @@ class Hub:
             self._drop("occupancy", site, str(exc))
             return False
 
-    def _check_ticket(self, site: str, event: TicketEvent, now: float) -> bool:
+    def _check_ticket(self, site: str, event: TicketEvent, now: float) -> tuple | None:
         """Everything that can refuse an event, before anything changes: its site, its time window
-        (site rules), its ids (site file). False for a duplicate, TicketError for an invalid one."""
+        (site rules), its ids (site file). Its identity when new, None for a duplicate, TicketError for an
+        invalid one."""
         if site not in self.sites:
             raise TicketError(f"this hub does not serve site {site!r}")
         if event.site and event.site != site:
@@ -216,7 +217,8 @@ class Hub:
         st = self.sites[site]
         check_window(event, now, st.rules.ticket_max_age_s, st.rules.ticket_max_ahead_s)
         st.book.validate(event)
-        return (st.book.day_of(event.ts), *event.key) not in st.book.seen
+        key = (st.book.day_of(event.ts), *event.key)
+        return None if key in st.book.seen else key
 
     def _apply_tickets(self, site: str, events: list[TicketEvent], now: float) -> None:
         """Store checked, new events in one transaction, then apply them: a storage failure raises and leaves
@@ -230,7 +232,7 @@ class Hub:
         """One ticket event; False for a duplicate, TicketError for an invalid one (the caller reports it)."""
         with self.lock:
             now = self.clock.now()
-            if not self._check_ticket(site, event, now):
+            if self._check_ticket(site, event, now) is None:
                 self.stats["ticket_duplicate"] += 1
                 return False
             self._apply_tickets(site, [event], now)
@@ -250,12 +252,11 @@ class Hub:
                 batch, keys = [], set()
                 for i, e in enumerate(events[start:start + CSV_BATCH], start):
                     try:
-                        fresh = self._check_ticket(site, e, now)
+                        key = self._check_ticket(site, e, now)
                     except TicketError as exc:
                         errors.append(f"event {i + 1}: {exc}")
                         continue
-                    key = (self.sites[site].book.day_of(e.ts), *e.key)
-                    if fresh and key not in keys:
+                    if key is not None and key not in keys:
                         batch.append(e)
                         keys.add(key)
                     else:
@@ -271,9 +272,10 @@ class Hub:
         for err in errors[:MAX_LOGGED_ERRORS]:
             self._drop("ticket", site, err)
         if len(errors) > MAX_LOGGED_ERRORS:
-            self._drop("ticket", site, f"{len(errors) - MAX_LOGGED_ERRORS} more bad rows in this import")
+            extra = len(errors) - MAX_LOGGED_ERRORS
             with self.lock:
-                self.stats["ticket_rejected"] += len(errors) - MAX_LOGGED_ERRORS - 1
+                self.stats["ticket_rejected"] += extra
+            log.warning("dropped %d more bad rows of a ticket import for %s", extra, site)
         return {"accepted": accepted, "duplicates": duplicates, "rejected": errors[:MAX_LOGGED_ERRORS],
                 "rejected_total": len(errors)}
 

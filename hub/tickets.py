@@ -77,7 +77,7 @@ LATEST_TS = 253402300799.0   # 9999-12-31T23:59:59Z: the last instant an ISO tim
 def _show(value: Any, n: int = 40) -> str:
     """A value for an error message, cut short: the reason must not carry a megabyte id back."""
     text = repr(value)
-    return text if len(text) <= n else text[:n] + "...'"
+    return text if len(text) <= n else text[:n] + "..."
 
 
 def _id(value: Any, name: str) -> str:
@@ -109,7 +109,10 @@ def _time(value: Any, default: float) -> float:
     if value is None or value == "":
         return default
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        ts = float(value)
+        try:
+            ts = float(value)
+        except OverflowError:                  # an integer of hundreds of digits
+            ts = math.inf
     elif isinstance(value, str):
         try:
             ts = parse_ts(value)
@@ -122,7 +125,7 @@ def _time(value: Any, default: float) -> float:
     return ts
 
 
-def check_window(event: "TicketEvent", received_at: float, max_age_s: float, max_ahead_s: float) -> None:
+def check_window(event: TicketEvent, received_at: float, max_age_s: float, max_ahead_s: float) -> None:
     """Refuse an event dated too far before or after its receipt (site rules ``ticket_max_age_s`` and
     ``ticket_max_ahead_s``): one counter_open dated two days ahead would otherwise empty a queue and be
     replayed after every restart."""

@@ -154,6 +154,7 @@ def test_oversized_bodies_are_refused_before_they_are_read(hub):
 
 BAD_TIMES = [("NaN", "not a time between 1970 and 9999"), ("Infinity", "not a time between 1970 and 9999"),
              ("-Infinity", "not a time between 1970 and 9999"), ("1e20", "not a time between 1970 and 9999"),
+             ("1" + "0" * 400, "not a time between 1970 and 9999"), ("-5", "not a time between 1970 and 9999"),
              ('"2026-13-01T00:00:00Z"', "not an ISO 8601"), ('{"a": 1}', "must be epoch seconds or an ISO")]
 
 
