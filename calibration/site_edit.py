@@ -14,6 +14,7 @@ hashes stays 0600).
 
 from __future__ import annotations
 
+import glob
 import io
 import os
 import shutil
@@ -109,7 +110,7 @@ def _backup(path: Path) -> Path:
     while backup.exists():
         backup, n = path.with_name(f"{path.name}.{stamp}-{n}.bak"), n + 1
     shutil.copy2(path, backup)                     # copy2: the backup keeps the file's mode too
-    for old in sorted(path.parent.glob(f"{path.name}.*.bak"))[:-KEEP_BACKUPS]:
+    for old in sorted(path.parent.glob(f"{glob.escape(path.name)}.*.bak"))[:-KEEP_BACKUPS]:
         old.unlink(missing_ok=True)
     return backup
 
