@@ -15,9 +15,9 @@ from __future__ import annotations
 import io
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 from shapely.geometry import Polygon
@@ -66,7 +66,8 @@ class Zone(Strict):
     id: Id
     name: str = Field(min_length=1, max_length=MAX_NAME)
     type: ZoneType
-    grid_cell: str = Field(min_length=1, max_length=64, description="The hall grid cell (the owner's area) this zone belongs to.")
+    grid_cell: str = Field(min_length=1, max_length=64,
+                           description="The hall grid cell (the owner's area) this zone belongs to.")
     capacity: int = Field(ge=0, description="People the zone holds comfortably (seats in a waiting area).")
     polygon: list[Point] = Field(min_length=3, max_length=MAX_POINTS,
                                  description="Vertices, x and y relative to the frame (0..1).")
@@ -79,7 +80,8 @@ class FloorPoints(Strict):
     """
 
     image: list[Point] = Field(min_length=4, max_length=MAX_POINTS, description="Points on the camera frame (0..1).")
-    plan: list[Point] = Field(min_length=4, max_length=MAX_POINTS, description="The same points on the floor-plan picture (0..1).")
+    plan: list[Point] = Field(min_length=4, max_length=MAX_POINTS,
+                              description="The same points on the floor-plan picture (0..1).")
 
 
 class FloorPlan(Strict):
@@ -127,8 +129,8 @@ class Camera(Strict):
 
     id: Id
     name: Name = ""
-    source: str = Field(min_length=1, max_length=2048, description="rtsp://, http(s)://, a file path (relative to the site "
-                        "file), sample://NAME for the demo footage, or usb://INDEX.")
+    source: str = Field(min_length=1, max_length=2048, description="rtsp://, http(s)://, a file path (relative "
+                        "to the site file), sample://NAME for the demo footage, or usb://INDEX.")
     detect_fps: float = Field(5.0, gt=0, le=60, description="Detections per second; frames between are skipped.")
     frame_size: tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]] | None = Field(
         None, description="Expected width and height; taken from the stream when absent.")
@@ -164,7 +166,8 @@ class Service(Strict):
 
     id: Id
     name: Name = ""
-    waiting_zones: list[Id] = Field(default_factory=list, max_length=MAX_ZONES, description="Zone ids where its ticket holders wait.")
+    waiting_zones: list[Id] = Field(default_factory=list, max_length=MAX_ZONES,
+                                    description="Zone ids where its ticket holders wait.")
     vip: bool = Field(False, description="Priority customers: a short wait already raises an alert.")
 
 
@@ -224,7 +227,8 @@ class User(Strict):
     role: Role = Role.VIEWER
     password_hash: str | None = Field(None, max_length=256, description="'scrypt$N$r$p$salt$hash' from "
                                  "hub.access.hash_password (README: Login and roles).")
-    token: str | None = Field(None, min_length=16, max_length=256, description="Bearer token for scripts and wall displays.")
+    token: str | None = Field(None, min_length=16, max_length=256,
+                              description="Bearer token for scripts and wall displays.")
 
 
 class AccessSettings(Strict):
@@ -234,12 +238,44 @@ class AccessSettings(Strict):
     session_hours: float = Field(12.0, gt=0, le=24 * 31, description="How long a board login lasts.")
 
 
+class NotifyKind(str, Enum):
+    """Where alerts go: a generic JSON webhook, or the group robot of a chat app the hall's staff use."""
+
+    WEBHOOK = "webhook"      # every alert change as the alert JSON (ticketing, paging, own bots)
+    WECOM = "wecom"          # 企业微信 group robot, markdown message
+    DINGTALK = "dingtalk"    # 钉钉 custom robot, markdown message, optional signing (加签)
+    FEISHU = "feishu"        # 飞书 custom bot, interactive card, optional signature (签名校验)
+
+
+class NotifyTarget(Strict):
+    """One delivery of the site's alerts (hub part). The URL of a chat robot holds its token, so both
+    ``url`` and ``secret`` are secrets: write ``${ENV_VAR}`` to keep them out of the file; they are
+    never logged or shown."""
+
+    kind: NotifyKind
+    url: SecretStr = Field(description="Webhook URL, or ${ENV_VAR} naming the environment variable that holds it.")
+    secret: SecretStr | None = Field(None, description="Signing secret (DingTalk 加签 'SEC...', Feishu 签名校验), "
+                                     "or ${ENV_VAR}; absent: unsigned.")
+    min_level: Literal["info", "warning", "critical"] = Field(
+        "warning", description="Alerts below this level are not sent (escalation may lift them later).")
+
+    @field_validator("url")
+    @classmethod
+    def _http_or_variable(cls, v: SecretStr) -> SecretStr:
+        text = v.get_secret_value()
+        if not (text.startswith(("http://", "https://")) or text.startswith("${")):
+            raise ValueError("must be an http(s):// URL or ${ENV_VAR}")       # the value itself is not repeated
+        return v
+
+
 class Site(Strict):
     """A hall: its cameras with their zones, and settings shared by the edge box."""
 
     id: Id
     name: str = Field(min_length=1, max_length=MAX_NAME)
     timezone: str = Field("UTC", max_length=64)
+    language: Literal["zh", "en"] = Field("en", description="Language of the hub's texts for this hall (alert "
+                                          "suggestions, chat-robot messages); the board switches on its own.")
     detector: DetectorSettings = DetectorSettings()
     smoothing: SmoothingSettings = SmoothingSettings()
     cameras: list[Camera] = Field(min_length=1, max_length=64)
@@ -248,6 +284,11 @@ class Site(Strict):
     rules: RuleSettings = RuleSettings()
     access: AccessSettings | None = Field(None, description="Board and API users (hub).")
     floor_plan: FloorPlan | None = Field(None, description="Floor-plan picture for the cameras' floor_points.")
+    board_url: str | None = Field(None, pattern=r"^https?://", max_length=2048,
+                                  description="The board's address as staff reach it "
+                                  "(https://hub.example/): chat-robot messages link there to acknowledge (hub).")
+    notify: list[NotifyTarget] = Field(default_factory=list, max_length=64,
+                                       description="Where alerts are sent (hub).")
     source_file: Path | None = Field(None, exclude=True)
 
     def camera(self, camera_id: str) -> Camera:

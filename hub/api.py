@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from edge.http_limits import KIB, MIB, BodyLimit, Limit
 from hub.access import Access, RequireLogin, actor, require
 from hub.board import install_board, site_state
+from hub.messages.waits import wait_reason, wait_texts
 from hub.tickets import TicketError, parse
 
 # Request bodies (bytes), refused with 413 before they are read: one event, one day's log of a busy hall
@@ -66,9 +67,12 @@ def create_app(hub, access: Access | None = None) -> FastAPI:
 
     @app.get("/api/sites/{site}/queues")
     def queues(site: str) -> list[dict[str, Any]]:
+        """Per service: the figures, and the wait in words in every language (``wait_text``), with
+        ``wait_reason`` ok | overloaded | no_counter: what the board shows, never a bare null."""
         st = site_state(hub, site)
         with hub.lock:
-            return st.queues(hub.clock.now())
+            rows = st.queues(hub.clock.now())
+        return [{**q, "wait_reason": wait_reason(q), "wait_text": wait_texts(q)} for q in rows]
 
     @app.get("/api/alerts")
     def alerts(site: str | None = None, state: Literal["active", "all", "open", "acknowledged", "resolved"] = "active",
@@ -140,7 +144,9 @@ def create_app(hub, access: Access | None = None) -> FastAPI:
     @app.get("/api/stats")
     def stats() -> dict[str, Any]:
         with hub.lock:
-            return {"counters": dict(hub.stats), "recent_drops": list(hub.drops)[-50:]}
+            out = {"counters": dict(hub.stats), "recent_drops": list(hub.drops)[-50:]}
+        out["notify"] = hub.notify.stats() if hub.notify is not None else []   # per channel: kind and host only
+        return out
 
     async def stream_slot(request: Request) -> str:
         """One of the user's ``MAX_STREAMS_PER_USER`` stream slots (429 when all are taken): a dependency,
