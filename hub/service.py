@@ -26,13 +26,15 @@ from edge.mqtt_url import parse_broker_url
 from hub import rules
 from hub.alerts import RESOLVED, Alert, AlertManager, alerts_topic
 from hub.fusion import SiteState
-from hub.tickets import TicketError, TicketEvent, parse, parse_payload, read_csv, tickets_topic
+from hub.tickets import TicketError, TicketEvent, check_window, parse, parse_payload, read_csv, tickets_topic
 
 if TYPE_CHECKING:    # SQLAlchemy is a hub extra: an edge box runs `hallgrid` without it
     from hub.storage import Storage
 
 log = logging.getLogger("hallgrid.hub")
 ZONE_REPEAT_S = 20.0     # an unchanged zone reading is re-sent on the SSE stream at most this often
+CSV_BATCH = 200          # ticket events of a CSV import stored and applied per hold of the hub's lock
+MAX_LOGGED_ERRORS = 100  # bad rows of one import logged and answered one by one; the rest are counted
 
 
 class Hub:
@@ -78,7 +80,10 @@ class Hub:
         self.managers[sid].restore(self.storage.open_alerts(sid), self.storage.last_resolved(sid), now)
         for row in self.storage.ticket_events(sid, since=now - 86400):
             try:
-                st.book.apply(parse(row["event"], now, "hallgrid"), row["received_at"])
+                e = parse(row["event"], now, "hallgrid")
+                # an event stored before the window existed (a counter_open dated days ahead) stays out
+                check_window(e, row["received_at"], st.rules.ticket_max_age_s, st.rules.ticket_max_ahead_s)
+                st.book.apply(e, row["received_at"])
             except TicketError as exc:      # a site file changed since: the old event no longer fits
                 self._drop("restore", sid, str(exc))
 
@@ -314,51 +319,78 @@ class Hub:
             self._drop("occupancy", site, str(exc))
             return False
 
-    def _apply_ticket(self, site: str, event: TicketEvent, now: float) -> bool:
-        """Apply and store one event under the lock (no evaluation); False for a duplicate."""
+    def _check_ticket(self, site: str, event: TicketEvent, now: float) -> tuple | None:
+        """Everything that can refuse an event, before anything changes: its site, its time window
+        (site rules), its ids (site file). Its identity when new, None for a duplicate, TicketError for an
+        invalid one."""
         if site not in self.sites:
             raise TicketError(f"this hub does not serve site {site!r}")
         if event.site and event.site != site:
             raise TicketError(f"event for site {event.site!r} sent to site {site!r}")
-        if not self.sites[site].book.apply(event, now):
-            self.stats["ticket_duplicate"] += 1
-            return False
-        self.storage.add_ticket_event(site, event, now)
-        self.stats["ticket_ok"] += 1
-        return True
+        st = self.sites[site]
+        check_window(event, now, st.rules.ticket_max_age_s, st.rules.ticket_max_ahead_s)
+        st.book.validate(event)
+        key = (st.book.day_of(event.ts), *event.key)
+        return None if key in st.book.seen else key
+
+    def _apply_tickets(self, site: str, events: list[TicketEvent], now: float) -> None:
+        """Store checked, new events in one transaction, then apply them: a storage failure raises and leaves
+        memory as it was, so memory and storage never disagree."""
+        self.storage.add_ticket_events(site, events, now)
+        for e in events:
+            self.sites[site].book.apply(e, now)
+        self.stats["ticket_ok"] += len(events)
 
     def ingest_ticket(self, site: str, event: TicketEvent) -> bool:
         """One ticket event; False for a duplicate, TicketError for an invalid one (the caller reports it)."""
         with self.lock:
             now = self.clock.now()
-            if not self._apply_ticket(site, event, now):
+            if self._check_ticket(site, event, now) is None:
+                self.stats["ticket_duplicate"] += 1
                 return False
+            self._apply_tickets(site, [event], now)
             if self.evaluate_on_message:
                 self._evaluate(site, now)
         self._broadcast("tickets", {"site": site, "event": event.kind})    # the board re-reads its queues
         return True
 
     def import_csv(self, site: str, text: str) -> dict[str, Any]:
-        """A ticket log export: every event applied, then the rules evaluated once for the batch."""
+        """A ticket log export: parsed outside the lock, stored and applied ``CSV_BATCH`` events per lock hold
+        (ingest and the API wait at most one batch), then the rules evaluated once for the whole import."""
         events, errors = read_csv(text, self.clock.now())
         accepted = duplicates = 0
-        with self.lock:
-            now = self.clock.now()
-            for i, e in enumerate(events):
-                try:
-                    if self._apply_ticket(site, e, now):
-                        accepted += 1
+        for start in range(0, len(events), CSV_BATCH):
+            with self.lock:
+                now = self.clock.now()
+                batch, keys = [], set()
+                for i, e in enumerate(events[start:start + CSV_BATCH], start):
+                    try:
+                        key = self._check_ticket(site, e, now)
+                    except TicketError as exc:
+                        errors.append(f"event {i + 1}: {exc}")
+                        continue
+                    if key is not None and key not in keys:
+                        batch.append(e)
+                        keys.add(key)
                     else:
                         duplicates += 1
-                except TicketError as exc:
-                    errors.append(f"event {i + 1}: {exc}")
-            if accepted and self.evaluate_on_message:
-                self._evaluate(site, now)
+                        self.stats["ticket_duplicate"] += 1
+                self._apply_tickets(site, batch, now)
+                accepted += len(batch)
+        if accepted and self.evaluate_on_message:
+            with self.lock:
+                self._evaluate(site, self.clock.now())
         if accepted:
             self._broadcast("tickets", {"site": site, "event": "import"})
-        for err in errors:
+        for err in errors[:MAX_LOGGED_ERRORS]:
             self._drop("ticket", site, err)
-        return {"accepted": accepted, "duplicates": duplicates, "rejected": errors}
+        if len(errors) > MAX_LOGGED_ERRORS:
+            extra = len(errors) - MAX_LOGGED_ERRORS
+            with self.lock:
+                self.stats["ticket_rejected"] += extra
+            log.warning("dropped %d more bad rows of a ticket import for %s", extra, site)
+        return {"accepted": accepted, "duplicates": duplicates, "rejected": errors[:MAX_LOGGED_ERRORS],
+                "rejected_total": len(errors)}
 
     def _adopt(self, site: str, payload: bytes) -> None:
         """A retained alert from the broker: carry on an alert another (or a former) hub raised."""
