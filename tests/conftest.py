@@ -22,6 +22,15 @@ PETS_VIDEO = FOOTAGE / "pets09-s2l1" / "vtest.avi"
 PETS_GT = FOOTAGE / "pets09-s2l1" / "gt.txt"
 IMAGES = SHARED / "images"
 EXAMPLE_SITE = REPO / "calibration" / "examples" / "pets09-s2l1.yaml"
+DEMO_SITE = REPO / "calibration" / "examples" / "demo-hall.yaml"
+
+
+def demo_site_without_users(folder: Path) -> Path:
+    """The demo hall without its demo users (``hallgrid hub`` refuses their public passwords)."""
+    text = DEMO_SITE.read_text(encoding="utf-8")
+    path = folder / "demo-hall.yaml"
+    path.write_text(text[:text.index("\naccess:")] + "\n", encoding="utf-8")
+    return path
 
 
 def free_port() -> int:

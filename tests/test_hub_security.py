@@ -231,7 +231,7 @@ def test_non_ascii_cookies_never_give_500(hub):
             for path in ("/healthz", "/login", "/api/sites", "/board", "/api/stream"):
                 r = c.get(path, headers=[(b"cookie", cookie)], follow_redirects=False)
                 assert r.status_code in (200, 303, 401), (cookie, path, r.status_code)
-            assert c.get("/healthz", headers=[(b"cookie", cookie)]).json() == {"ok": True}
+            assert c.get("/healthz", headers=[(b"cookie", cookie)]).json()["ok"] is True
     hub.serves_good_input("E1")
 
 

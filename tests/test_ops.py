@@ -19,10 +19,9 @@ import pytest
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import REPO, Broker, free_port
+from tests.conftest import DEMO_SITE, REPO, Broker, demo_site_without_users, free_port
 
 HALLGRID = REPO / ".venv" / "bin" / "hallgrid"
-DEMO_SITE = REPO / "calibration" / "examples" / "demo-hall.yaml"
 TOKEN = "ops-test-token-0123456789"
 
 
@@ -50,7 +49,7 @@ def test_hub_waits_for_a_late_broker_is_ready_only_when_subscribed_and_exports_m
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("HALLGRID_")},
-           "HALLGRID_SITE": str(DEMO_SITE), "HALLGRID_MQTT": broker.url, "HALLGRID_HTTP": f"127.0.0.1:{port}",
+           "HALLGRID_SITE": str(demo_site_without_users(tmp_path)), "HALLGRID_MQTT": broker.url, "HALLGRID_HTTP": f"127.0.0.1:{port}",
            "HALLGRID_STATE_DIR": str(tmp_path / "state"), "HALLGRID_TOKEN": TOKEN, "HALLGRID_LOG_FORMAT": "json"}
     proc = subprocess.Popen([str(HALLGRID), "hub"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)

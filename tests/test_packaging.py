@@ -4,7 +4,7 @@ The dev venv is an editable install with every extra, so it cannot show a
 dependency missing from an extra or a file missing from the wheel. This test
 builds the wheel, installs it alone (the edge box: ``hallgrid edge`` works, hub
 commands say which extra to install), then with the ``hub`` extra, starts
-``hallgrid hub`` on a site file that ships in the wheel and fetches the board
+``hallgrid hub`` on a site file written by the installed ``hallgrid init`` and fetches the board
 with its scripts and styles over HTTP. It needs PyPI (or a filled pip cache):
 the first run downloads the dependencies, later runs take them from the cache.
 """
@@ -68,10 +68,13 @@ def test_clean_install_edge_only_then_with_the_hub_extra_serves_the_board(wheel,
     sh(*pip, "install", "--quiet", wheel, **run)                          # the edge box: no extras
     assert sh(hallgrid, "--version", **run).stdout.strip() == "hallgrid 0.1.0"
     assert "Serve a site's cameras" in sh(hallgrid, "edge", "--help", **run).stdout
-    site = Path(sh(clean_venv / "bin" / "python", "-c", "import calibration, pathlib; print(pathlib.Path("
+    demo = Path(sh(clean_venv / "bin" / "python", "-c", "import calibration, pathlib; print(pathlib.Path("
                    "calibration.__file__).parent / 'examples' / 'demo-hall.yaml')", **run).stdout.strip())
-    assert site.is_file() and str(site).startswith(str(clean_venv))
-    assert sh(hallgrid, "check", site, "--offline", **run).stdout.startswith("site demo-hall: valid")
+    assert demo.is_file() and str(demo).startswith(str(clean_venv)), "the example sites ship in the wheel"
+    site = tmp_path / "hall.yaml"                # the installer's own site file, from the installed command
+    sh(hallgrid, "init", "--id", "hall-1", "--name", "Hall 1", "--timezone", "Asia/Shanghai",
+       "--camera", "cam1=rtsp://10.0.0.5/stream1", "--out", site, **run)
+    assert sh(hallgrid, "check", site, "--offline", **run).stdout.startswith("site hall-1: valid")
     no_hub = subprocess.run([hallgrid, "hub", "--site", site], capture_output=True, text=True, timeout=60, **run)
     assert no_hub.returncode == 1 and "Traceback" not in no_hub.stderr
     assert re.fullmatch(r"error: 'hallgrid hub' needs the hub extra \(module '\w+' is not installed\): "
@@ -103,7 +106,7 @@ def test_clean_install_edge_only_then_with_the_hub_extra_serves_the_board(wheel,
                 got = client.get(asset)
                 assert got.status_code == 200 and got.content, asset
             assert client.get("/docs/static/swagger-ui-bundle.js").status_code == 200
-            assert client.get("/api/sites").json() == [{"id": "demo-hall", "name": "Demo hall (PETS09 walkway)"}]
+            assert client.get("/api/sites").json() == [{"id": "hall-1", "name": "Hall 1"}]
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
