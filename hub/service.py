@@ -192,7 +192,8 @@ class Hub:
                 if abs(frame_ts - now) > FRAME_TIME_SLACK_S:
                     raise ContractError(f"frame time {msg.ts} is more than a day from the hub's clock")
                 state = self.sites[site]
-                previous = state.zones[msg.zone].epoch if msg.zone in state.zones else None
+                before = state.zones.get(msg.zone)
+                previous = before.epoch if before is not None and before.seq >= 0 else None   # None: first reading
                 fresh = state.ingest_occupancy(msg, now)
                 if not fresh:
                     self.stats["occupancy_old"] += 1
