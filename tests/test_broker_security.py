@@ -276,3 +276,85 @@ def test_site_file_takes_credentials_from_the_environment():
     assert f"hall.yaml:{line}: cameras[0].source: ${{CAM1_PASSWORD}} is not set" in str(err.value)
     assert parse_site(text.replace("${CAM1", "$${CAM1"), "h", env={}).cameras[0].source.startswith(
         "rtsp://admin:${CAM1_PASSWORD}@")
+
+
+def _openssl(*args: str, cwd) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_certificates(folder) -> None:
+    """A throw-away CA, a server certificate for 127.0.0.1 and a client certificate, with the openssl CLI."""
+    folder.mkdir()
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+             "-subj", "/CN=hallgrid-test-ca", cwd=folder)
+    (folder / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    for name, extra in (("server", ["-extfile", "ext"]), ("client", [])):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                 "-subj", f"/CN={name}", cwd=folder)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                 "-out", f"{name}.crt", "-days", "2", *extra, cwd=folder)
+
+
+def test_hub_over_mqtts_with_a_client_certificate_from_the_environment(tmp_path):
+    import sys
+
+    import httpx
+
+    from conftest import REPO
+    from hub.broker.config import plan_accounts, write_broker_config
+
+    if not __import__("shutil").which("openssl"):
+        pytest.fail("openssl is not installed: run .ci/setup")
+    certs = tmp_path / "certs"
+    make_certificates(certs)
+    site = tmp_path / "hall.yaml"
+    site.write_text(HALL_YAML)
+    port, http = free_port(), free_port()
+    files = write_broker_config(tmp_path / "broker", plan_accounts([parse_site(HALL_YAML)]), port=port,
+                                persistence=False, tls_cert=str(certs / "server.crt"),
+                                tls_key=str(certs / "server.key"), tls_ca=str(certs / "ca.crt"),
+                                run_as=__import__("getpass").getuser(), env={})
+    broker = subprocess.Popen([mosquitto_binary(), "-c", str(files.conf)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    env = {**os.environ, "HALLGRID_MQTT": f"mqtts://127.0.0.1:{port}", "HALLGRID_MQTT_USERNAME": "hub",
+           "HALLGRID_MQTT_PASSWORD": files.account("hub").password, "HALLGRID_MQTT_CA": str(certs / "ca.crt"),
+           "HALLGRID_MQTT_CERT": str(certs / "client.crt"), "HALLGRID_MQTT_KEY": str(certs / "client.key")}
+    log = (tmp_path / "hub.log").open("w")
+    hub = subprocess.Popen([sys.executable, "-c", "from hub.cli import main; main()", "hub", "--no-auth", "--site",
+                            str(site), "--db", f"sqlite:///{tmp_path / 'hub.db'}", "--http", f"127.0.0.1:{http}"],
+                           cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    feed = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    try:
+        wait_until(lambda: _port_open(http), timeout=30, what="the hub's API (it started only once subscribed)")
+        feed.username_pw_set("tickets-hall-1", files.account("tickets-hall-1").password)
+        feed.tls_set(ca_certs=str(certs / "ca.crt"), certfile=str(certs / "client.crt"),
+                     keyfile=str(certs / "client.key"))
+        feed.connect("127.0.0.1", port)
+        feed.loop_start()
+        feed.publish(tickets_topic("hall-1"), json.dumps({"event": "issued", "ticket": "T1", "service": "billing"}),
+                     qos=1).wait_for_publish(10)
+        stats = lambda: httpx.get(f"http://127.0.0.1:{http}/api/stats").json()["counters"]   # noqa: E731
+        wait_until(lambda: stats().get("ticket_ok") == 1, what="the ticket over TLS")
+        # without a client certificate (but with the right password) the broker never lets it in
+        bare = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        bare.username_pw_set("tickets-hall-1", files.account("tickets-hall-1").password)
+        bare.tls_set(ca_certs=str(certs / "ca.crt"))
+        answers = []
+        bare.on_connect = lambda c, u, f, reason_code, p: answers.append(reason_code)
+        try:
+            bare.connect("127.0.0.1", port)
+            for _ in range(30):
+                if bare.loop(0.1) != mqtt.MQTT_ERR_SUCCESS:
+                    break
+        except OSError:   # ssl.SSLError is one: the handshake refused
+            pass
+        assert answers == []
+    finally:
+        feed.loop_stop()
+        hub.terminate()
+        hub.wait(10)
+        broker.terminate()
+        broker.wait(10)
+        log.close()
+    text = (tmp_path / "hub.log").read_text()
+    assert "mqtts://hub:***@127.0.0.1" in text and files.account("hub").password not in text
