@@ -119,7 +119,11 @@ def _ts(data: dict) -> str:
 
 @dataclass(frozen=True)
 class OccupancyMessage:
-    """People in one zone now: the smoothed count (what alerts use) and this frame's raw count."""
+    """People in one zone now: the smoothed count (what alerts use) and this frame's raw count (detections).
+
+    With a camera's occlusion correction (site ``count_correction``) ``count`` is the corrected count,
+    smoothed, and ``raw`` stays the detections, so a consumer can see how much the correction adds.
+    """
 
     site: str
     camera: str
