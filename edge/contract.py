@@ -38,6 +38,7 @@ MAX_SEQ = 2**53             # exclusive bound of seq and epoch: exact in JSON (d
 MAX_COUNT = 10_000          # people in one zone: beyond any hall
 MAX_TS_LEN = 40
 MAX_DETAIL = 300            # characters of a status detail (the edge shortens, a consumer refuses longer)
+MAX_PAYLOAD = 65_536        # bytes of one MQTT message: the hub refuses larger before parsing, the broker too
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")   # the site file's id rule: ids are MQTT topic levels
 
 

@@ -18,7 +18,8 @@ import click
 
 from calibration.site import Site
 from edge.clock import Clock, SystemClock
-from edge.contract import DEFAULT_PREFIX, ID, ContractError, OccupancyMessage, StatusMessage, iso_ts, parse_ts
+from edge.contract import (DEFAULT_PREFIX, ID, MAX_PAYLOAD, ContractError, OccupancyMessage, StatusMessage, iso_ts,
+                           parse_ts)
 from edge.mqtt_url import BrokerSettings, mqtt_options, parse_broker_url
 from edge.redact import redact, setup_logging
 
@@ -32,7 +33,6 @@ if TYPE_CHECKING:    # SQLAlchemy is a hub extra: an edge box runs `hallgrid` wi
 
 log = logging.getLogger("hallgrid.hub")
 ZONE_REPEAT_S = 20.0     # an unchanged zone reading is re-sent on the SSE stream at most this often
-MAX_PAYLOAD = 65_536     # bytes of one MQTT message; checked before parsing (the broker's own limit is the same)
 FRAME_TIME_SLACK_S = 86_400.0   # an occupancy frame time this far from the hub's clock is not believed
 
 

@@ -19,9 +19,9 @@ from click.testing import CliRunner
 
 from calibration.site import SiteError, parse_site
 from edge.clock import ManualClock, SystemClock
-from edge.contract import OccupancyMessage, iso_ts, occupancy_topic
+from edge.contract import MAX_PAYLOAD, OccupancyMessage, iso_ts, occupancy_topic
 from hub.cli import cli
-from hub.service import MAX_PAYLOAD, Hub
+from hub.service import Hub
 from hub.storage import Storage, occupancy
 from hub.tickets import tickets_topic
 from conftest import Broker, free_port, mosquitto_binary

@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Mapping
 
 from calibration.site import Site
-from edge.contract import DEFAULT_PREFIX
+from edge.contract import DEFAULT_PREFIX, MAX_PAYLOAD
 
 ROLES = ("hub", "edge", "tickets")
 PBKDF2_ITERATIONS = 20_000
-MAX_PAYLOAD = 65_536     # the broker refuses larger publishes; the hub checks the same limit (hub.service)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
