@@ -96,7 +96,7 @@ def _id(data: dict, name: str, required: bool = True) -> str:
     if not required and not data.get(name):
         return str(data.get(name) or "")
     value = _require(data, name, str)
-    if not ID.match(value):
+    if not ID.fullmatch(value):
         raise ContractError(f"field {name!r} is not an id (letters, digits, '_', '-', at most 64): {value[:70]!r}")
     return value
 

@@ -109,20 +109,22 @@ class Alert:
             return t
 
         alert_id, kind, key = text("id", 160), text("kind", 40), text("key", 160)
-        if not ALERT_ID.match(alert_id):
+        if not ALERT_ID.fullmatch(alert_id):
             raise ContractError(f"alert id {alert_id[:40]!r} is not letters, digits, '_' and '-'")
-        if not KIND.match(kind) or not key.startswith(f"{kind}:"):
+        if not KIND.fullmatch(kind) or not key.startswith(f"{kind}:"):
             raise ContractError(f"alert kind {kind[:40]!r} / key {key[:40]!r} do not match")
         for name in ("site", "hub"):
-            if not ID.match(text(name, 64) or ""):
+            if not ID.fullmatch(text(name, 64) or ""):
                 raise ContractError(f"alert field {name!r} is not an id")
         if data.get("level") not in LEVELS or data.get("state") not in STATES:
             raise ContractError(f"alert level {str(data.get('level'))[:20]!r} / state "
                                 f"{str(data.get('state'))[:20]!r} unknown")
-        text("owner", 64), text("suggestion", 2000)
-        text("acknowledged_by", 128, True), text("resolved_by", 128, True)
+        for name, limit, optional in (("owner", 64, False), ("suggestion", 2000, False),
+                                      ("acknowledged_by", 128, True), ("resolved_by", 128, True)):
+            text(name, limit, optional)
         raised, updated = stamp("raised_at"), stamp("updated_at")
-        stamp("acknowledged_at", True), stamp("resolved_at", True)
+        for name in ("acknowledged_at", "resolved_at"):
+            stamp(name, optional=True)
         if updated < raised:
             raise ContractError("alert updated_at is before raised_at")
         escalations = data.get("escalations", 0)

@@ -433,7 +433,7 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, broker: BrokerSet
         sites = [load_site(p) for p in site_paths]
     except SiteError as exc:
         raise click.ClickException(str(exc)) from None
-    if hub_id and not ID.match(hub_id):
+    if hub_id and not ID.fullmatch(hub_id):
         raise click.BadParameter("letters, digits, '_' and '-', at most 64", param_hint="--hub-id")
     if only:
         wanted = {s.strip() for s in only.split(",") if s.strip()}

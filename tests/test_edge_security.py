@@ -63,6 +63,8 @@ def test_a_replaced_edge_box_is_taken_and_no_password_leaks(tmp_path, broker, mo
         wait_until(lambda: any(z.epoch > first_epoch for z in zones.values()), timeout=60, what="the new box's counts")
         reading = next(z for z in zones.values() if z.epoch > first_epoch)
         assert reading.seq < first_seq and hub.stats["occupancy_new_epoch"] >= 1
+        wait_until(lambda: "admin:***@" in hub.sites["demo-hall"].camera_detail.get("cam2", ""), timeout=30,
+                   what="the new box's cam2 status")
         with TestClient(create_app(hub)) as client:
             health = client.get("/api/sites/demo-hall/health").json()
             cams = {c["camera"]: c for c in health["cameras"]}
@@ -112,3 +114,16 @@ def test_a_full_disk_marks_the_camera_degraded_counts_it_and_loses_no_zone(tmp_p
     finally:
         edge.stop()
         sub.close()
+
+
+def test_check_reports_a_failing_camera_without_its_password(tmp_path, monkeypatch, need_footage):
+    import subprocess
+
+    from test_edge_service import HALLGRID
+
+    monkeypatch.setenv("CAM2_PASSWORD", CAMERA_PASSWORD)
+    path = site_with_a_password_camera(tmp_path)
+    got = subprocess.run([str(HALLGRID), "check", str(path), "--camera", "cam2", "--out", str(tmp_path / "c.png")],
+                         capture_output=True, text=True, timeout=120)
+    assert got.returncode != 0 and "no snapshot from its source" in got.stderr, got.stderr
+    assert "rtsp://admin:***@127.0.0.1" in got.stderr and CAMERA_PASSWORD not in got.stdout + got.stderr

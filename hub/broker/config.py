@@ -64,7 +64,7 @@ class Account:
 
 def _split(spec: str, what: str) -> tuple[str, list[str]]:
     name, sep, rest = spec.partition("=")
-    if not sep or not NAME.match(name) or not rest:
+    if not sep or not NAME.fullmatch(name) or not rest:
         raise BrokerConfigError(f"{what} {spec!r}: expected NAME=...")
     return name, [x.strip() for x in rest.split(",") if x.strip()]
 
