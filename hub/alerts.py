@@ -5,6 +5,12 @@ module decides when that becomes an alert, so thresholds with hysteresis, minimu
 duration, cooldown and "one open alert per condition" live in one place and every
 rule gets them the same way. ``Alert`` is the published contract (retained on
 ``hallgrid/{site}/alerts/{id}``, served by the API, posted to the webhook).
+
+Texts: ``suggestion`` is the whole sentence in the site's language (``lang``), as in
+version 1; ``texts`` (version 2) has it in every catalogue language, with its parts
+(``where``, ``detail``, ``action``), so the board follows its own language switch and a
+chat robot lays the parts out as lines. A version-1 reader ignores ``texts``; a version-1
+alert read here has ``texts`` empty and its consumers fall back to ``suggestion``.
 """
 
 from __future__ import annotations
@@ -46,11 +52,17 @@ class Condition:
     figures: dict[str, Any] = field(default_factory=dict)
     min_duration_s: float = 60.0
     cooldown_s: float = 300.0
+    texts: dict[str, dict[str, str]] = field(default_factory=dict)   # lang -> where/detail/action/suggestion
+    lang: str = "en"                                                 # the language of ``suggestion``
 
 
 @dataclass(frozen=True)
 class Alert:
-    """The alert contract (JSON on MQTT, HTTP and webhook). Times are ISO 8601 UTC; version ``v``."""
+    """The alert contract (JSON on MQTT, HTTP and webhook). Times are ISO 8601 UTC; version ``v``.
+
+    ``texts``: language -> {"where", "detail", "action", "suggestion"} (v2); ``suggestion`` is
+    ``texts[lang]["suggestion"]``.
+    """
 
     id: str
     site: str
@@ -68,8 +80,10 @@ class Alert:
     resolved_at: str | None = None
     resolved_by: str | None = None
     escalations: int = 0
+    texts: dict[str, dict[str, str]] = field(default_factory=dict)
+    lang: str = "en"
     hub: str = ""                   # the hub that raised it: a hub adopts only alerts of its configured peers
-    v: int = 1
+    v: int = 2
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,8 +102,8 @@ class Alert:
             data = json.loads(payload)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ContractError(f"alert is not JSON: {exc}") from None
-        if not isinstance(data, dict) or data.get("v") != 1:
-            raise ContractError("alert is not a version 1 alert object")
+        if not isinstance(data, dict) or data.get("v") not in (1, 2):
+            raise ContractError("alert is not a version 1 or 2 alert object")
 
         def text(name: str, limit: int, optional: bool = False) -> str | None:
             value = data.get(name)
@@ -130,6 +144,13 @@ class Alert:
         escalations = data.get("escalations", 0)
         if not isinstance(escalations, int) or isinstance(escalations, bool) or not 0 <= escalations <= 100:
             raise ContractError("alert field 'escalations' must be an integer 0..100")
+        texts = data.get("texts", {})
+        if not isinstance(texts, dict) or not all(
+                isinstance(lang, str) and len(lang) <= 16 and isinstance(parts, dict)
+                and all(isinstance(k, str) and isinstance(v, str) and len(v) <= 2000 for k, v in parts.items())
+                for lang, parts in texts.items()):
+            raise ContractError("alert field 'texts' must map languages to texts")
+        text("lang", 16, optional=True)
         figures = data.get("figures")
         if not isinstance(figures, dict) or not all(
                 isinstance(v, (str, int, list, dict, type(None))) or (isinstance(v, float) and math.isfinite(v))
@@ -232,7 +253,8 @@ class AlertManager:
         stamp = iso_ts(now)
         alert = Alert(id=_slug(f"{c.kind}-{c.key.split(':', 1)[-1]}-{int(now)}"), site=c.site, key=c.key,
                       kind=c.kind, level=c.level, state=OPEN, owner=c.owner, suggestion=c.suggestion,
-                      figures=dict(c.figures), raised_at=stamp, updated_at=stamp, hub=self.hub)
+                      figures=dict(c.figures), raised_at=stamp, updated_at=stamp, texts=c.texts,
+                      lang=c.lang, hub=self.hub)
         self.active[c.key] = alert
         self.by_id[alert.id] = alert
         self._level_since[alert.id] = now
@@ -241,7 +263,8 @@ class AlertManager:
 
     def _refresh(self, alert: Alert, c: Condition) -> Alert:
         """Keep the suggestion and figures current without counting it as a state change."""
-        new = replace(alert, suggestion=c.suggestion, figures=dict(c.figures))
+        new = replace(alert, suggestion=c.suggestion, figures=dict(c.figures), texts=c.texts, lang=c.lang,
+                      v=Alert.v)
         self.active[c.key] = self.by_id[alert.id] = new
         return new
 
