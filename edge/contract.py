@@ -93,8 +93,8 @@ def _decode(payload: bytes | str) -> dict:
 
 
 def _id(data: dict, name: str, required: bool = True) -> str:
-    if not required and not data.get(name):
-        return str(data.get(name) or "")
+    if not required and data.get(name, "") == "":
+        return ""
     value = _require(data, name, str)
     if not ID.fullmatch(value):
         raise ContractError(f"field {name!r} is not an id (letters, digits, '_', '-', at most 64): {value[:70]!r}")
