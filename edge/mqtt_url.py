@@ -107,6 +107,9 @@ def mqtt_options(fn):
             broker = parse_broker_url(mqtt_url, ca_file, mqtt_username, mqtt_password, cert_file, key_file)
         except BrokerUrlError as exc:
             raise click.UsageError(str(exc)) from None
+        if not broker.username and not broker.cert_file:
+            click.echo("warning: no broker account (--mqtt-user, HALLGRID_MQTT_USERNAME): a broker set up with "
+                       "`hallgrid broker-config` refuses anonymous clients", err=True)
         return fn(*args, broker=broker, **kwargs)
 
     for option in reversed([
