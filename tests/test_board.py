@@ -168,7 +168,7 @@ def test_board_live_alert_acknowledge(live, browser):
     page = tablet.new_page()
     try:
         login(page, h.url)
-        card = page.wait_for_selector(".alert[data-state=open][data-id^='self_service_queue-self-service']")
+        card = page.wait_for_selector(".alert[data-state=open][data-id^='hall-1-self_service_queue-self-service']")
         alert_id = card.get_attribute("data-id")
         assert page.text_content("h2 [data-i18n=alerts]") == "预警"
         # the hub's sentences in the board's language: the alert suggestion and the wait in words
