@@ -127,3 +127,13 @@ def test_check_reports_a_failing_camera_without_its_password(tmp_path, monkeypat
                          capture_output=True, text=True, timeout=120)
     assert got.returncode != 0 and "no snapshot from its source" in got.stderr, got.stderr
     assert "rtsp://admin:***@127.0.0.1" in got.stderr and CAMERA_PASSWORD not in got.stdout + got.stderr
+    # the calibration editor's snapshot error (a 503 page) is the same text, redacted before it leaves
+    from edge.snapshots import SnapshotSource
+
+    source = SnapshotSource(load_site(path).cameras[1].source, live_timeout_s=2)
+    try:
+        with pytest.raises(OSError) as err:
+            source.grab()
+        assert "admin:***@" in str(err.value) and CAMERA_PASSWORD not in str(err.value)
+    finally:
+        source.close()
