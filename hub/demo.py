@@ -69,7 +69,6 @@ def run_demo(opts: DemoOptions) -> None:
     from calibration.site import load_site
     from edge.cli import detector_config
     from edge.clock import SystemClock
-    from edge.mqtt_url import parse_broker_url
     from edge.service import EdgeConfig, EdgeService
     from hub.access import Access, load_secret
     from hub.api import create_app
@@ -92,7 +91,7 @@ def run_demo(opts: DemoOptions) -> None:
 
         storage = Storage(f"sqlite:///{workdir / 'hub.db'}")
         stack.callback(storage.close)
-        hub = Hub([site], storage, clock=clock, mqtt_url=broker.url_for("hub"), client_id="hallgrid-demo-hub")
+        hub = Hub([site], storage, clock=clock, mqtt_url=broker.settings("hub"), client_id="hallgrid-demo-hub")
         hub.start()
         stack.callback(hub.stop)
         ticker_stop = threading.Event()
@@ -103,14 +102,14 @@ def run_demo(opts: DemoOptions) -> None:
         _, _, stop_http = _serve_http(create_app(hub, access), opts.host, opts.port)
         stack.callback(stop_http)
 
-        edge = EdgeService(EdgeConfig(site=site, cameras=list(site.cameras), broker=parse_broker_url(broker.url_for(f"edge-{site.id}")),
+        edge = EdgeService(EdgeConfig(site=site, cameras=list(site.cameras), broker=broker.settings(f"edge-{site.id}"),
                                       detector=detector_config(site, opts.model, None, opts.threads, opts.model_dir),
                                       outbox_path=workdir / "outbox.db", heartbeat_s=5.0))
         edge.start()
         stack.callback(edge.stop)
 
         tickets = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="hallgrid-demo-tickets")
-        parse_broker_url(broker.url_for(f"tickets-{site.id}")).apply(tickets)
+        broker.settings(f"tickets-{site.id}").apply(tickets)
         tickets.connect("127.0.0.1", broker.port)
         tickets.loop_start()
         stack.callback(lambda: (tickets.loop_stop(), tickets.disconnect()))

@@ -19,9 +19,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from typing import TYPE_CHECKING
+
+from edge.mqtt_url import BrokerSettings
+
+if TYPE_CHECKING:
+    from hub.broker.config import BrokerFiles
 
 log = logging.getLogger("hallgrid.demo")
+
 
 class BrokerError(RuntimeError):
     """No broker could be started; says what to install."""
@@ -49,7 +55,7 @@ class DemoBroker:
     port: int
     kind: str
     proc: subprocess.Popen | None = None
-    files: object | None = None            # hub.broker.BrokerFiles: the accounts, when Mosquitto runs
+    files: BrokerFiles | None = None       # the accounts, when Mosquitto runs
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -57,12 +63,11 @@ class DemoBroker:
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
-    def url_for(self, account: str) -> str:
-        """The broker URL logged in as ``account`` (hub, edge-SITE, tickets-SITE); anonymous on amqtt."""
+    def settings(self, account: str) -> BrokerSettings:
+        """How to connect as ``account`` (hub, edge-SITE, tickets-SITE); anonymous on amqtt."""
         if self.files is None:
-            return self.url
-        password = quote(self.files.account(account).password, safe="")
-        return f"mqtt://{account}:{password}@127.0.0.1:{self.port}"
+            return BrokerSettings("127.0.0.1", self.port)
+        return BrokerSettings("127.0.0.1", self.port, username=account, password=self.files.account(account).password)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
