@@ -36,7 +36,8 @@ FROM runtime AS edge
 LABEL org.opencontainers.image.title="hallgrid-edge"
 COPY --from=wheel /wheels /wheels
 RUN pip install /wheels/hallgrid-*.whl && rm -rf /wheels
-ENV HALLGRID_METRICS_PORT=9108
+ENV HALLGRID_METRICS_PORT=9108 \
+    HALLGRID_METRICS_ADDR=0.0.0.0
 USER 10001
 WORKDIR /state
 VOLUME ["/state"]

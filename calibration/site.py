@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import io
+import os
 import re
 import zoneinfo
 from enum import Enum
@@ -509,8 +510,38 @@ def _geometry_problems(site: Site) -> list[tuple[tuple, str]]:
     return problems
 
 
-def parse_site(text: str, filename: str = "<site>") -> Site:
-    """Validate site YAML text; raise SiteError with every problem located."""
+_ENV_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _substitute_env(node: Any, loc: tuple, env: Any, problems: list) -> Any:
+    """``${NAME}`` in every text value replaced by the environment variable (``$${`` for a literal ``${``).
+
+    Why: a camera's RTSP password need not live in the site file (which the editor saves, backs up and
+    shows): ``source: rtsp://admin:${CAM1_PASSWORD}@10.0.0.7/ch1``. Values are substituted after YAML
+    parsing, so a password with ``#`` or ``: `` cannot change the document's structure.
+    """
+    if isinstance(node, dict):
+        for key in list(node):
+            node[key] = _substitute_env(node[key], (*loc, key), env, problems)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            node[i] = _substitute_env(item, (*loc, i), env, problems)
+    elif isinstance(node, str) and "${" in node:
+        def value(m: re.Match) -> str:
+            if m.group(1) is None:
+                return "${"
+            if m.group(1) not in env:
+                problems.append((loc, f"${{{m.group(1)}}} is not set in the environment (export it before "
+                                      "starting, or write $${ for a literal ${)"))
+                return m.group(0)
+            return env[m.group(1)]
+        return _ENV_REF.sub(value, node)
+    return node
+
+
+def parse_site(text: str, filename: str = "<site>", env: Any = None) -> Site:
+    """Validate site YAML text (``${ENV_VAR}`` substituted from ``env``, default the process environment);
+    raise SiteError with every problem located."""
     try:
         doc = YAML(typ="rt").load(io.StringIO(text))
     except MarkedYAMLError as exc:
@@ -519,6 +550,10 @@ def parse_site(text: str, filename: str = "<site>") -> Site:
         raise SiteError([f"{filename}:{line}: YAML syntax: {exc.problem or exc}"]) from None
     if not isinstance(doc, dict):
         raise SiteError([f"{filename}:1: (top level): expected a mapping with id, name and cameras"])
+    missing: list = []
+    _substitute_env(doc, (), os.environ if env is None else env, missing)
+    if missing:
+        raise SiteError([f"{filename}:{_line_of(doc, loc)}: {_field(loc)}: {msg}" for loc, msg in missing])
     try:
         site = Site.model_validate(doc)
     except ValidationError as exc:

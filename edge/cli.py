@@ -18,7 +18,7 @@ from edge.counting import CameraCounter
 from edge.detector import Detector, DetectorConfig
 from edge.evaluation import GroundTruthError, evaluate
 from edge.logs import log_options, setup_logging
-from edge.mqtt_url import BrokerUrlError
+from edge.mqtt_url import BrokerUrlError, mqtt_options
 from edge.samples import SampleError, resolve_sample
 from edge.state_dir import state_dir
 from edge.video import VideoError, expected_frames, read_frames, video_info
@@ -161,9 +161,7 @@ def default_outbox(site_id: str) -> Path:
               help="Site file: cameras, zones, detector settings.")
 @click.option("--camera", "camera_ids", multiple=True, envvar="HALLGRID_CAMERA",
               help="Serve only these cameras (repeatable; HALLGRID_CAMERA: ids separated by spaces; default: all).")
-@click.option("--mqtt", "mqtt_url", default="mqtt://127.0.0.1:1883", show_default=True, envvar="HALLGRID_MQTT",
-              help="Broker: mqtt://[user:pass@]host[:port] or mqtts://... for TLS.")
-@click.option("--ca", "ca_file", type=click.Path(exists=True, dir_okay=False), help="CA certificate for mqtts://.")
+@mqtt_options
 @click.option("--outbox", "outbox_path", type=click.Path(dir_okay=False), envvar="HALLGRID_OUTBOX",
               help="SQLite store-and-forward file (default: STATE/outbox-SITE.db, STATE = HALLGRID_STATE_DIR "
               "or ~/.local/state/hallgrid).")
@@ -171,6 +169,8 @@ def default_outbox(site_id: str) -> Path:
               help="Messages kept while the broker is away; the oldest are dropped beyond.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), envvar="HALLGRID_METRICS_PORT",
               help="Serve Prometheus /metrics and the /livez, /readyz probes on this port.")
+@click.option("--metrics-addr", default="127.0.0.1", show_default=True, envvar="HALLGRID_METRICS_ADDR",
+              help="Address /metrics binds (0.0.0.0 to let a Prometheus on another machine scrape).")
 @click.option("--prefix", default="hallgrid", show_default=True, envvar="HALLGRID_PREFIX", help="MQTT topic prefix.")
 @click.option("--heartbeat", default=10.0, show_default=True, type=click.FloatRange(0.1),
               help="Seconds between re-sends of an unchanged count (and status).")
@@ -182,17 +182,15 @@ def default_outbox(site_id: str) -> Path:
               help="Detector threads taking frames round-robin (each uses --threads cores).")
 @log_options()
 @detector_options
-def edge_cmd(site_path, camera_ids, mqtt_url, ca_file, outbox_path, outbox_max, metrics_port, prefix, heartbeat,
+def edge_cmd(site_path, camera_ids, broker, outbox_path, outbox_max, metrics_port, metrics_addr, prefix, heartbeat,
              stall_s, discovery, workers, log_level, log_format, model, model_dir, confidence, threads):
     """Serve a site's cameras: count people per zone and publish occupancy over MQTT until stopped."""
     import signal
 
-    from edge.mqtt_url import parse_broker_url
     from edge.service import EdgeConfig, EdgeService
     from edge.sources import classify
 
     setup_logging(log_level, log_format)
-    broker = parse_broker_url(mqtt_url, ca_file)
     site = load_site(site_path)
     cameras = [camera_of(site, c) for c in camera_ids] if camera_ids else list(site.cameras)
     for cam in cameras:
@@ -204,7 +202,8 @@ def edge_cmd(site_path, camera_ids, mqtt_url, ca_file, outbox_path, outbox_max, 
                         detector=detector_config(site, model, confidence, threads, model_dir),
                         outbox_path=Path(outbox_path) if outbox_path else default_outbox(site.id),
                         prefix=prefix, heartbeat_s=heartbeat, outbox_max_rows=outbox_max,
-                        discovery=discovery, stall_s=stall_s, workers=workers, metrics_port=metrics_port)
+                        discovery=discovery, stall_s=stall_s, workers=workers, metrics_port=metrics_port,
+                        metrics_addr=metrics_addr)
     service = EdgeService(config)
     signal.signal(signal.SIGTERM, lambda *_: service.request_stop())
     try:

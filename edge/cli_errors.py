@@ -3,7 +3,7 @@
 - 2: a usage or input error (bad option, malformed site file, unknown model): the person must fix
   something; the message says what, on one line per problem, starting ``error:``.
 - 1: a runtime failure (a port taken, a broker that refuses, a missing extra): the input was right.
-- never a traceback for either; a traceback means a bug.
+- never a traceback for either (a traceback means a bug), and never a password (``edge.redact``).
 
 Commands raise ``InputError`` / ``RunFailure`` (or let a known input error type escape); the top
 group (``hub.cli``) prints and exits, so no command formats its own errors.
@@ -14,6 +14,8 @@ from __future__ import annotations
 from typing import NoReturn
 
 import click
+
+from edge.redact import redact
 
 
 class InputError(click.ClickException):
@@ -27,7 +29,7 @@ class InputError(click.ClickException):
 
     def show(self, file=None) -> None:
         for line in self.lines:
-            click.echo(f"error: {line}", err=True)
+            click.echo(f"error: {redact(line)}", err=True)
 
 
 class RunFailure(click.ClickException):
@@ -36,7 +38,7 @@ class RunFailure(click.ClickException):
     exit_code = 1
 
     def show(self, file=None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
+        click.echo(f"error: {redact(self.format_message())}", err=True)
 
 
 def fail(exc: Exception) -> NoReturn:

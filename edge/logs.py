@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 
 import click
 
+from edge.redact import RedactingFilter
+
 LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
@@ -28,8 +30,10 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
-    """Configure the root logger once per process (replacing handlers a library may have set)."""
+    """Configure the root logger once per process (replacing handlers a library may have set); every line
+    passes ``edge.redact``'s filter, so no URL password reaches the log in either format."""
     handler = logging.StreamHandler()
+    handler.addFilter(RedactingFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else
                          logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)

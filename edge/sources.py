@@ -17,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
 
 from edge.clock import Clock
+from edge.redact import redact
 from edge.samples import resolve_sample
 
 log = logging.getLogger(__name__)
@@ -56,10 +56,17 @@ def classify(source: str, loop: bool = False) -> SourceSpec:
 
 
 def open_capture(spec: SourceSpec, timeout_s: float = 5.0) -> cv2.VideoCapture:
-    """Open a source, with open and read timeouts for network streams so that a dead camera cannot hang us."""
+    """Open a source, with open and read timeouts for network streams so that a dead camera cannot hang us.
+
+    OpenCV's own log prints a stream's URL, password included, to stderr when it cannot open it; for a
+    source with credentials it is silenced (for the process: its level is global), and our own messages,
+    redacted, say what failed.
+    """
     if spec.kind is SourceKind.USB:
         cap = cv2.VideoCapture(int(spec.url))
     elif spec.kind is SourceKind.STREAM:
+        if redact(spec.url) != spec.url:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
         ms = int(timeout_s * 1000)
         cap = cv2.VideoCapture(spec.url, cv2.CAP_FFMPEG,
                                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
@@ -69,20 +76,8 @@ def open_capture(spec: SourceSpec, timeout_s: float = 5.0) -> cv2.VideoCapture:
         cap = cv2.VideoCapture(spec.url)
     if not cap.isOpened():
         cap.release()
-        raise OSError(f"cannot open {spec.kind.value} source {redacted(spec.url)}")
+        raise OSError(f"cannot open {spec.kind.value} source {redact(spec.url)}")
     return cap
-
-
-def redacted(url: str) -> str:
-    """A source URL without its password, for messages that leave the box (status, logs, /readyz).
-
-    >>> redacted("rtsp://admin:s3cret@10.0.0.5:554/live")
-    'rtsp://admin:***@10.0.0.5:554/live'
-    """
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
 
 
 @dataclass

@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 
+from edge.redact import redact
 from hub.access import COOKIE, Access, Throttled
 
 STATIC = files("hub") / "board"
@@ -51,7 +52,7 @@ def site_health(st, now: float) -> dict[str, Any]:
         age = None if seen is None else round(now - seen, 1)
         ok = state is not None and state.value == "online" and age is not None and age < r.camera_stale_s
         cams.append({"camera": cam.id, "name": cam.name or cam.id, "state": state.value if state else "unknown",
-                     "age_s": age, "ok": ok})
+                     "detail": redact(st.camera_detail.get(cam.id, "")), "age_s": age, "ok": ok})
     last = st.book.last_event_at
     t_age = None if last is None else round(now - last, 1)
     return {"cameras": cams, "tickets": {"age_s": t_age, "open_counters": sorted(st.book.open_counters),

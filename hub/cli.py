@@ -19,10 +19,12 @@ from edge.calibrate_cli import calibrate_cmd
 from edge.check_cli import check_cmd
 from edge.cli import USER_ERRORS, count, edge_cmd, eval_cmd
 from edge.cli_errors import RunFailure, fail
+from edge.redact import redact
 from edge.fit_counts_cli import fit_counts_cmd
 from edge.models_cli import models_group
 from edge.site_cli import init_cmd, site_schema_cmd
 from hub.access_cli import hash_password_cmd
+from hub.broker.cli import broker_config_command
 from hub.demo import demo_command
 from hub.replay.cli import replay_command
 from hub.serve_cli import hub_command
@@ -52,7 +54,7 @@ class HallgridGroup(click.Group):
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-            click.echo(f"error: {exc.format_message()}{hint}", err=True)
+            click.echo(f"error: {redact(exc.format_message())}{hint}", err=True)
             sys.exit(2)
         except click.ClickException as exc:
             exc.show()
@@ -83,7 +85,7 @@ def cli() -> None:
 
 
 for command in (count, eval_cmd, hub_command, edge_cmd, models_group, demo_command, calibrate_cmd, check_cmd,
-                fit_counts_cmd, replay_command, init_cmd, site_schema_cmd, hash_password_cmd):
+                fit_counts_cmd, replay_command, broker_config_command, init_cmd, site_schema_cmd, hash_password_cmd):
     cli.add_command(command)
 
 def main() -> None:

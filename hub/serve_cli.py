@@ -15,9 +15,10 @@ import threading
 import click
 
 from edge.cli_errors import InputError, RunFailure
-from edge.contract import DEFAULT_PREFIX
+from edge.contract import DEFAULT_PREFIX, ID
 from edge.host_port import HOST_PORT, HostPort, listen, serve_http
 from edge.logs import log_options, setup_logging
+from edge.mqtt_url import BrokerSettings, mqtt_options
 from edge.state_dir import state_dir
 
 def default_db_url() -> str:
@@ -34,7 +35,11 @@ def default_db_url() -> str:
 @click.option("--sites", "only", envvar="HALLGRID_SITES", help="Comma-separated site ids this hub serves out of "
               "the given files (several hubs split the halls by this list). Without it on PostgreSQL, the hubs "
               "sharing the database claim the sites among themselves and take over a dead hub's.")
-@click.option("--mqtt", "mqtt_url", default="mqtt://127.0.0.1:1883", show_default=True, envvar="HALLGRID_MQTT")
+@mqtt_options
+@click.option("--hub-id", envvar="HALLGRID_HUB_ID",
+              help="This hub's name on its alerts (default: hub-SITE-SITE); also its MQTT session.")
+@click.option("--peer-hub", "peer_hubs", multiple=True, envvar="HALLGRID_PEER_HUBS",
+              help="A hub whose retained alerts this one adopts (repeat; its own are always adopted).")
 @click.option("--db", "db_url", envvar="HALLGRID_DB", help="SQLAlchemy URL (default: sqlite:///STATE/hub.db, "
               "STATE = HALLGRID_STATE_DIR or ~/.local/state/hallgrid).")
 @click.option("--http", "http", type=HOST_PORT, default="127.0.0.1:8080", show_default=True, envvar="HALLGRID_HTTP",
@@ -49,15 +54,14 @@ def default_db_url() -> str:
 @click.option("--no-auth", "no_auth", is_flag=True, help="Serve the board and API without login (trusted network "
               "or tests only); default: the site files' access users, HALLGRID_USERS or HALLGRID_TOKEN.")
 @log_options()
-def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db_url: str | None, http: HostPort,
-                webhook_url: str | None, tick_s: float, prefix: str, no_auth: bool, log_level: str,
-                log_format: str) -> None:
+def hub_command(site_paths: tuple[str, ...], only: str | None, broker: BrokerSettings, hub_id: str | None,
+                peer_hubs: tuple[str, ...], db_url: str | None, http: HostPort, webhook_url: str | None,
+                tick_s: float, prefix: str, no_auth: bool, log_level: str, log_format: str) -> None:
     """Fuse occupancy and ticket events into staffing alerts; serve the API, SSE stream and MQTT alerts."""
     from sqlalchemy import make_url
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
     from calibration.site import load_site
-    from edge.mqtt_url import parse_broker_url
     from hub.access import AccessError, access_for_hub
     from hub.api import create_app
     from hub.cluster.claims import ClaimError, SiteClaims
@@ -67,7 +71,8 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
 
     setup_logging(log_level, log_format)
     sites = [load_site(p) for p in site_paths]          # a SiteError is an input error (the top group)
-    broker = parse_broker_url(mqtt_url)
+    if hub_id and not ID.fullmatch(hub_id):
+        raise click.BadParameter("letters, digits, '_' and '-', at most 64", param_hint="--hub-id")
     if only:
         wanted = {s.strip() for s in only.split(",") if s.strip()}
         missing = wanted - {s.id for s in sites}
@@ -102,8 +107,8 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     if token:
         click.echo(f"no users configured (site file access:, HALLGRID_USERS, HALLGRID_TOKEN): this run's "
                    f"duty-manager token is {token}")
-    hub = Hub([] if claim else sites, storage, mqtt_url=mqtt_url, prefix=prefix, notify=notify, site_sessions=claim,
-              client_id=f"hallgrid-hub-{'-'.join(s.id for s in sites)}"[:64])
+    hub = Hub([] if claim else sites, storage, mqtt_url=broker, prefix=prefix, notify=notify, site_sessions=claim,
+              hub_id=hub_id or f"hub-{'-'.join(s.id for s in sites)}"[:55].rstrip("-"), peers=peer_hubs)
     hub.start(wait_s=None)       # retries with backoff; /readyz says when it is subscribed
     try:
         claims = SiteClaims(hub, sites, db_url, name=f"{socket.gethostname()}:{http.port}").start() if claim else None
@@ -113,7 +118,7 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     stop = threading.Event()
     threading.Thread(target=_run_ticker, args=(hub, tick_s, stop), daemon=True, name="hub-ticker").start()
     served = f"claims among {', '.join(s.id for s in sites)}" if claim else f"for {', '.join(hub.sites)}"
-    click.echo(f"hub {served}: MQTT {broker.redacted()}, DB {db_shown}, API http://{http.shown}")
+    click.echo(f"hub {hub.hub_id} {served}: MQTT {broker.redacted()}, DB {db_shown}, API http://{http.shown}")
     try:
         serve_http(create_app(hub, access), sock)
     finally:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import threading
 import time
@@ -20,8 +19,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from calibration.site import Site
 from edge.clock import Clock, SystemClock
-from edge.contract import DEFAULT_PREFIX, ContractError, OccupancyMessage, StatusMessage, iso_ts
-from edge.mqtt_url import parse_broker_url
+from edge.contract import (DEFAULT_PREFIX, MAX_PAYLOAD, ContractError, OccupancyMessage, StatusMessage, iso_ts,
+                           parse_ts)
+from edge.mqtt_url import BrokerSettings, parse_broker_url
+from edge.redact import redact
 
 from hub import rules
 from hub.alerts import RESOLVED, Alert, AlertManager, alerts_topic
@@ -35,27 +36,33 @@ log = logging.getLogger("hallgrid.hub")
 ZONE_REPEAT_S = 20.0     # an unchanged zone reading is re-sent on the SSE stream at most this often
 CSV_BATCH = 200          # ticket events of a CSV import stored and applied per hold of the hub's lock
 MAX_LOGGED_ERRORS = 100  # bad rows of one import logged and answered one by one; the rest are counted
+FRAME_TIME_SLACK_S = 86_400.0   # an occupancy frame time this far from the hub's clock is not believed
 
 
 class Hub:
     """Fuses occupancy and ticket events of its sites into alerts."""
 
-    def __init__(self, sites: list[Site], storage: Storage, clock: Clock | None = None, mqtt_url: str | None = None,
-                 prefix: str = DEFAULT_PREFIX, evaluate_on_message: bool = True, notify: Any = None,
-                 client_id: str | None = None, site_sessions: bool = False):
-        """``site_sessions``: one persistent MQTT session per site instead of one clean session for the hub,
-        so messages sent while a site changes hands wait in the broker for whichever hub serves it next."""
+    def __init__(self, sites: list[Site], storage: Storage, clock: Clock | None = None,
+                 mqtt_url: str | BrokerSettings | None = None, prefix: str = DEFAULT_PREFIX,
+                 evaluate_on_message: bool = True, notify: Any = None, client_id: str | None = None,
+                 site_sessions: bool = False, hub_id: str = "hub", peers: tuple[str, ...] = ()):
+        """``site_sessions``: one persistent MQTT session per site instead of one persistent session for the
+        hub, so messages sent while a site changes hands wait in the broker for whichever hub serves it next.
+        ``hub_id`` names this hub on its alerts (and its session); ``peers`` the hubs whose alerts it adopts."""
         self.clock = clock or SystemClock()
         self.storage = storage
         self.prefix = prefix
         self.mqtt_url = mqtt_url
-        self.client_id = client_id
+        # a stable client id: the broker keeps this hub's session (subscriptions, queued tickets) across restarts
+        self.client_id = client_id or f"hallgrid-{hub_id}"[:64]
+        self.hub_id = hub_id
+        self.peers = frozenset(peers) | {hub_id}     # whose retained alerts this hub adopts (itself: a former run)
         self.evaluate_on_message = evaluate_on_message
         self.notify = notify              # hub.notify.Notify: webhook and chat robots, each on its own thread
         self.site_sessions = site_sessions
         self.lock = threading.RLock()
         self.sites = {s.id: SiteState(s) for s in sites}
-        self.managers = {s.id: AlertManager(s.rules.escalate_after_s) for s in sites}
+        self.managers = {s.id: AlertManager(s.rules.escalate_after_s, hub_id) for s in sites}
         self.stats: collections.Counter[str] = collections.Counter()
         self.drops: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
         self._occ_rows: list[dict[str, Any]] = []
@@ -114,7 +121,7 @@ class Hub:
                 return
             # copy-on-write: views iterate these dicts without the lock
             self.sites = {**self.sites, site.id: SiteState(site)}
-            self.managers = {**self.managers, site.id: AlertManager(site.rules.escalate_after_s)}
+            self.managers = {**self.managers, site.id: AlertManager(site.rules.escalate_after_s, self.hub_id)}
             self.stats["sites_served"] += 1
         try:
             with self.lock:
@@ -156,14 +163,13 @@ class Hub:
         """One MQTT session: the hub's (clean, every served site) or a site's (persistent, its id per site)."""
         import paho.mqtt.client as mqtt
 
-        broker = parse_broker_url(self.mqtt_url)
+        broker = self.mqtt_url if isinstance(self.mqtt_url, BrokerSettings) else parse_broker_url(self.mqtt_url)
         ready = threading.Event()
-        if site is None:
-            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id or "",
-                                 clean_session=True, userdata={"site": None, "ready": ready})
-        else:
-            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{self.prefix}-site-{site}",
-                                 clean_session=False, userdata={"site": site, "ready": ready})
+        # both persistent (clean_session=False, QoS 1 subscriptions, a stable client id): what arrives while
+        # the hub restarts, or while a site changes hands, waits at the broker
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                             client_id=self.client_id if site is None else f"{self.prefix}-site-{site}",
+                             clean_session=False, userdata={"site": site, "ready": ready})
         client.on_connect = self._on_connect
         client.on_connect_fail = lambda *_: log.warning("MQTT broker %s unreachable; retrying", broker.redacted())
         client.on_disconnect = self._on_disconnect
@@ -250,14 +256,20 @@ class Hub:
 
     # --- doors -------------------------------------------------------------------------------------
     def _drop(self, source: str, site: str, reason: str) -> None:
+        reason = redact(reason)[:500]    # a reason quotes the input: bounded, and never a credential
+        site = site[:64]
         with self.lock:          # MQTT and HTTP threads both drop: Counter += is not atomic
             self.stats[f"{source}_rejected"] += 1
             self.drops.append({"at": iso_ts(self.clock.now()), "source": source, "site": site, "reason": reason})
         log.warning("dropped %s message for %s: %s", source, site, reason)
 
     def handle(self, topic: str, payload: bytes) -> None:
-        """Route one MQTT message by its topic."""
+        """Route one MQTT message by its topic; too large a payload is refused before any parsing."""
         parts = topic.split("/")
+        if len(payload) > MAX_PAYLOAD:
+            self._drop("mqtt", parts[1] if len(parts) > 1 else "",
+                       f"{topic[:120]!r}: payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+            return
         if len(parts) < 3 or parts[1] not in self.sites:
             self._drop("mqtt", parts[1] if len(parts) > 1 else "", f"topic {topic!r} is not for this hub")
             return
@@ -279,7 +291,7 @@ class Hub:
             except TicketError as exc:
                 self._drop("ticket", sid, str(exc))
         elif parts[2] == "alerts" and len(parts) == 4:
-            self._adopt(sid, payload)
+            self._adopt(sid, payload, parts[3])
         else:
             self._drop("mqtt", sid, f"unexpected topic {topic!r}")
 
@@ -290,16 +302,27 @@ class Hub:
             msg = OccupancyMessage.from_json(payload)
             if camera is not None and (msg.camera, msg.zone) != (camera, zone):
                 raise ContractError(f"topic names {camera}/{zone} but the message {msg.camera}/{msg.zone}")
+            frame_ts = parse_ts(msg.ts)
             with self.lock:
                 now = self.clock.now()
                 if site not in self.sites:          # released while the message was on its way
                     raise ContractError(f"this hub no longer serves site {site!r}")
-                fresh = self.sites[site].ingest_occupancy(msg, now)
+                if abs(frame_ts - now) > FRAME_TIME_SLACK_S:
+                    raise ContractError(f"frame time {msg.ts} is more than a day from the hub's clock")
+                state = self.sites[site]
+                before = state.zones.get(msg.zone)
+                previous = before.epoch if before is not None and before.seq >= 0 else None   # None: first reading
+                fresh = state.ingest_occupancy(msg, now)
                 if not fresh:
                     self.stats["occupancy_old"] += 1
                     return False
+                if previous is not None and msg.epoch != previous:
+                    self.stats["occupancy_new_epoch"] += 1
+                    log.info("site %s zone %s/%s: new sequence epoch %d (seq %d), the edge box was replaced or "
+                             "its outbox reset", site, msg.camera, msg.zone, msg.epoch, msg.seq)
                 self.stats["occupancy_ok"] += 1
-                self._occ_rows.append({"site": site, "camera": msg.camera, "zone": msg.zone, "ts": now,
+                # stored at frame time: a backlog sent after a broker outage lands where it was counted
+                self._occ_rows.append({"site": site, "camera": msg.camera, "zone": msg.zone, "ts": frame_ts,
                                        "count": msg.count, "raw": msg.raw, "seq": msg.seq})
                 if len(self._occ_rows) >= 500:
                     self._flush()
@@ -392,19 +415,29 @@ class Hub:
         return {"accepted": accepted, "duplicates": duplicates, "rejected": errors[:MAX_LOGGED_ERRORS],
                 "rejected_total": len(errors)}
 
-    def _adopt(self, site: str, payload: bytes) -> None:
-        """A retained alert from the broker: carry on an alert another (or a former) hub raised."""
+    def _adopt(self, site: str, payload: bytes, topic_id: str) -> None:
+        """A retained alert from the broker: carry on an alert a peer (or a former run of this) hub raised.
+
+        Adopting shows it on the board and keeps its condition from raising again, so the alert must pass
+        the contract, sit on its own topic, name this site and a configured peer hub; and an alert this hub
+        knows (in memory or storage) is never changed by what the broker says about it.
+        """
         if not payload:
             return
         try:
-            alert = Alert.from_dict(json.loads(payload))
-        except (ValueError, TypeError) as exc:
-            self._drop("alert", site, f"bad retained alert: {exc}")
+            alert = Alert.from_contract(payload, self.clock.now())
+            if alert.id != topic_id or alert.site != site:
+                raise ContractError(f"alert {alert.id} of site {alert.site} on the topic of {topic_id[:40]!r}")
+            if alert.hub not in self.peers:
+                raise ContractError(f"alert {alert.id} comes from hub {alert.hub!r}, not a configured peer "
+                                    f"({', '.join(sorted(self.peers))})")
+        except ContractError as exc:
+            self._drop("alert", site, f"retained alert refused: {exc}")
             return
         with self.lock:
             m = self.managers[site]
             # ours already (or a stale retained copy): the in-memory checks first, the database last
-            if (alert.site != site or alert.state == RESOLVED or alert.id in m.by_id or alert.key in m.active
+            if (alert.state == RESOLVED or alert.id in m.by_id or alert.key in m.active
                     or self.storage.has_alert(alert.id)):
                 return
             if m.adopt(alert, self.clock.now()):
@@ -463,7 +496,11 @@ class Hub:
         self.stats[f"alerts_{alert.state}"] += 1
         client = self._sessions.get(alert.site if self.site_sessions else None)
         if client is not None:
-            client.publish(alerts_topic(alert.site, alert.id, self.prefix), alert.to_json(), qos=1, retain=True)
+            try:
+                client.publish(alerts_topic(alert.site, alert.id, self.prefix), alert.to_json(), qos=1, retain=True)
+            except ValueError as exc:   # a topic paho refuses must not stop the tick: stored, board and webhook go on
+                log.error("alert %s not published on MQTT: %s", alert.id[:80], exc)
+                self.stats["alerts_unpublished"] += 1
         self._broadcast("alert", alert.to_dict())
         if self.notify is not None:
             self.notify.send(alert)
