@@ -213,6 +213,8 @@ def image_env(target: str, tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HALLGRID_")}
     env.update(env_of(chain(stages, target)))
     env.pop("HALLGRID_MODEL_DIR")           # /models is the image's mount; here the registry finds shared/
+    if "HALLGRID_METRICS_ADDR" in env:
+        env["HALLGRID_METRICS_ADDR"] = "127.0.0.1"      # tests bind loopback only; the image binds 0.0.0.0
     env.update(HALLGRID_STATE_DIR=str(tmp_path / "state"), **extra)
     return env
 
