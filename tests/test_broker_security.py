@@ -129,6 +129,15 @@ class Generated:
         return client
 
 
+def _ready(port: int) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def _port_open(port: int) -> bool:
     import socket
 
@@ -325,7 +334,7 @@ def test_hub_over_mqtts_with_a_client_certificate_from_the_environment(tmp_path)
                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     feed = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     try:
-        wait_until(lambda: _port_open(http), timeout=30, what="the hub's API (it started only once subscribed)")
+        wait_until(lambda: _ready(http), timeout=30, what="the hub's readiness (subscribed over TLS)")
         feed.username_pw_set("tickets-hall-1", files.account("tickets-hall-1").password)
         feed.tls_set(ca_certs=str(certs / "ca.crt"), certfile=str(certs / "client.crt"),
                      keyfile=str(certs / "client.key"))

@@ -29,7 +29,7 @@ def start_hub(site_files, only: str, broker, db: str, port: int, log) -> subproc
 
 def api_up(port: int) -> bool:
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/api/sites", timeout=0.5).status_code == 200
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=0.5).status_code == 200   # subscribed
     except httpx.HTTPError:
         return False
 

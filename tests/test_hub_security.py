@@ -79,7 +79,7 @@ class HubProcess:
     def up(self) -> bool:
         assert self.proc.poll() is None, self.log_path.read_text()
         try:
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200     # subscribed: nothing is lost
         except httpx.HTTPError:
             return False
 
