@@ -87,7 +87,9 @@ def test_hub_waits_for_a_late_broker_is_ready_only_when_subscribed_and_exports_m
         out, err = proc.communicate(timeout=30)
         broker.stop()
     assert proc.returncode == 0, err[-2000:]
-    logs = [json.loads(line) for line in err.splitlines() if line.strip()]
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert all(line.startswith("{") for line in lines if not line.startswith("warning: no broker account")), lines
+    logs = [json.loads(line) for line in lines if line.startswith("{")]
     assert all({"ts", "level", "logger", "message"} <= set(r) for r in logs)
     assert any(r["level"] == "WARNING" and "unreachable; retrying" in r["message"] for r in logs)
     assert TOKEN not in out + err, "no credential in the log"
