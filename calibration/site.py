@@ -417,6 +417,8 @@ def _plain(err: dict) -> str:
         return f"needs at least {ctx.get('min_length')} item(s), has {ctx.get('actual_length')}"
     if kind == "too_long":
         return f"takes at most {ctx.get('max_length')} item(s), has {ctx.get('actual_length')}"
+    if kind == "string_too_long":
+        return f"must have at most {ctx.get('max_length')} characters (has {len(str(got))})"
     if kind == "string_pattern_mismatch":
         return (f"{got!r} may use only letters, digits, '_' and '-' (up to 64, starting with a letter or digit): "
                 "it becomes part of MQTT topics")

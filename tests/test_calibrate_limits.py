@@ -121,11 +121,11 @@ def test_the_site_model_bounds_lists_and_strings():
     zones = "".join(f"      - {{id: extra{i}, name: X, type: other, grid_cell: A, capacity: 1, polygon: {SQUARE}}}\n"
                     for i in range(MAX_ZONES))
     text = HALL_YAML.replace("    zones:\n", "    zones:\n" + zones, 1)
-    with pytest.raises(SiteError, match=r"cameras\[0\]\.zones: List should have at most 64 items"):
+    with pytest.raises(SiteError, match=r"cameras\[0\]\.zones: takes at most 64 item"):
         parse_site(text)
-    with pytest.raises(SiteError, match=r"name: String should have at most 128 characters"):
+    with pytest.raises(SiteError, match=r"name: must have at most 128 characters \(has 129\)"):
         parse_site(HALL_YAML.replace("name: Test hall", "name: " + "n" * 129))
-    with pytest.raises(SiteError, match=r"polygon: List should have at most 100 items"):
+    with pytest.raises(SiteError, match=r"polygon: takes at most 100 item"):
         parse_site(HALL_YAML.replace(SQUARE, "[" + ", ".join(f"[0.{i:03d}, 0.5]" for i in range(101)) + "]", 1))
 
 

@@ -24,7 +24,7 @@ from edge.clock import ManualClock
 from hub.messages.waits import wait_text
 from hub.notify import Notify, NotifyError, site_channels
 from hub.notify.message import compose
-from hub.serve_cli import hub_command
+from hub.cli import cli
 from hub.service import Hub
 from hub.storage import Storage
 from hub.tickets import parse
@@ -324,6 +324,6 @@ def test_bad_notify_entries_are_refused_at_start(tmp_path, monkeypatch):
     path = tmp_path / "hall.yaml"
     path.write_text(HALL_YAML + 'notify:\n  - {kind: feishu, url: "${UNSET_FEISHU_URL}"}\n', encoding="utf-8")
     monkeypatch.delenv("UNSET_FEISHU_URL", raising=False)
-    result = CliRunner().invoke(hub_command, ["--site", str(path), "--db", f"sqlite:///{tmp_path / 'hub.db'}",
+    result = CliRunner().invoke(cli, ["hub", "--site", str(path), "--db", f"sqlite:///{tmp_path / 'hub.db'}",
                                               "--no-auth", "--http", f"127.0.0.1:{free_port()}"])
     assert result.exit_code != 0 and re.search(r"notify\[0\]\.url.*\$\{UNSET_FEISHU_URL\}", result.output)
