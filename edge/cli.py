@@ -188,11 +188,13 @@ def default_outbox(site_id: str) -> Path:
               help="Announce zones to Home Assistant (MQTT discovery).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1),
               help="Detector threads taking frames round-robin (each uses --threads cores).")
+@click.option("--batch", default=8, show_default=True, type=click.IntRange(1),
+              help="Most frames of different cameras detected in one model run (1: one at a time).")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 @detector_options
 def edge_cmd(site_path, camera_ids, mqtt_url, ca_file, outbox_path, outbox_max, metrics_port, prefix, heartbeat,
-             stall_s, discovery, workers, log_level, model, model_dir, confidence, threads):
+             stall_s, discovery, workers, batch, log_level, model, model_dir, confidence, threads):
     """Serve a site's cameras: count people per zone and publish occupancy over MQTT until stopped."""
     import logging
     import signal
@@ -215,7 +217,8 @@ def edge_cmd(site_path, camera_ids, mqtt_url, ca_file, outbox_path, outbox_max, 
                             detector=detector_config(site, model, confidence, threads, model_dir),
                             outbox_path=Path(outbox_path) if outbox_path else default_outbox(site.id),
                             prefix=prefix, heartbeat_s=heartbeat, outbox_max_rows=outbox_max,
-                            discovery=discovery, stall_s=stall_s, workers=workers, metrics_port=metrics_port)
+                            discovery=discovery, stall_s=stall_s, workers=workers, batch=batch,
+                            metrics_port=metrics_port)
         service = EdgeService(config)
     except (*USER_ERRORS, BrokerUrlError) as exc:
         fail(exc)
