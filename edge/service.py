@@ -90,6 +90,7 @@ class EdgeService:
             reader = CameraReader(cam.id, spec, cam.detect_fps, self.clock,
                                   on_frame=lambda f, ts, c=cam.id: self.slots.put(c, f, ts),
                                   on_reconnect=lambda c=cam.id: self.metrics.source_reconnects.labels(c).inc(),
+                                  on_stale=lambda c=cam.id: self.metrics.stale_frames.labels(c).inc(),
                                   stall_s=config.stall_s)
             link = CameraLink(config.broker, f"hallgrid-{self.site.id}-{cam.id}", cam.id,
                               status_topic(self.site.id, cam.id, config.prefix),
