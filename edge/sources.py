@@ -65,28 +65,22 @@ def classify(source: str, loop: bool = False) -> SourceSpec:
 # FFmpeg's default probe reads ~2.5 s of stream before the first frame, frames that would all be stale.
 FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 STREAM_FFMPEG_OPTIONS = "rtsp_transport;tcp|fflags;nobuffer|analyzeduration;500000|probesize;500000"
-_open_lock = threading.Lock()  # the options are process-wide: only stream opens may see them
 
 
 def open_capture(spec: SourceSpec, timeout_s: float = 5.0) -> cv2.VideoCapture:
     """Open a source, with open and read timeouts for network streams so that a dead camera cannot hang us.
 
     Streams are opened with ``STREAM_FFMPEG_OPTIONS`` unless the user set ``OPENCV_FFMPEG_CAPTURE_OPTIONS``.
+    The variable is process-wide and stays set (setting it around each open would need a lock that makes
+    every camera wait for a dead one's open timeout); the options change nothing for files.
     """
     if spec.kind is SourceKind.USB:
         cap = cv2.VideoCapture(int(spec.url))
     elif spec.kind is SourceKind.STREAM:
+        os.environ.setdefault(FFMPEG_OPTIONS_ENV, STREAM_FFMPEG_OPTIONS)
         ms = int(timeout_s * 1000)
-        with _open_lock:
-            own = FFMPEG_OPTIONS_ENV not in os.environ
-            if own:
-                os.environ[FFMPEG_OPTIONS_ENV] = STREAM_FFMPEG_OPTIONS
-            try:
-                cap = cv2.VideoCapture(spec.url, cv2.CAP_FFMPEG,
-                                       [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
-            finally:
-                if own:
-                    del os.environ[FFMPEG_OPTIONS_ENV]
+        cap = cv2.VideoCapture(spec.url, cv2.CAP_FFMPEG,
+                               [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
     else:
         if not Path(spec.url).is_file():
             raise OSError(f"file {spec.url} does not exist")
