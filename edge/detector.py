@@ -136,20 +136,25 @@ class Detector:
         self._batched: set[tuple[int, int]] = set()  # input shapes whose session takes any batch
         if self.family is Family.YOLOX:
             self._yolox[(self.size, self.size)] = (self.session, *_yolox_grid(self.size, self.size))
-            self._add_batched(self.size, self.size)
+            self._add_shape(self.size, self.size)
         self._fit_aspect = config.fit_aspect and self.family is Family.YOLOX
         self._shape_lock = threading.Lock()
 
-    def _add_batched(self, height: int, width: int) -> bool:
-        """Serve the YOLOX input ``height`` x ``width`` with a session of symbolic batch; False if the graph refuses."""
+    def _add_shape(self, height: int, width: int) -> bool:
+        """Serve the YOLOX input ``height`` x ``width``: with a session of symbolic batch, or of one frame
+        where the graph fixes its batch inside; False if the graph refuses this input size."""
+        options = self._options(self.config)
         try:
-            session = yolox_variant(self.model.path, height, width, self._options(self.config))
-        except Exception as exc:  # a graph with a fixed batch inside: frames run one at a time
+            session = yolox_variant(self.model.path, height, width, options)
+            self._batched.add((height, width))
+        except Exception as exc:
             log.info("model %s runs one frame at a time at %dx%d (%s)", self.name, width, height,
                      str(exc).splitlines()[0][:200])
-            return False
+            try:
+                session = yolox_variant(self.model.path, height, width, options, batch=1)
+            except Exception:
+                return False
         self._yolox[(height, width)] = (session, *_yolox_grid(height, width))
-        self._batched.add((height, width))
         return True
 
     @staticmethod
@@ -199,7 +204,7 @@ class Detector:
         shape = (_round_up(content_h), _round_up(content_w))
         if shape not in self._yolox:
             with self._shape_lock:
-                if shape not in self._yolox and not self._add_batched(*shape):
+                if shape not in self._yolox and not self._add_shape(*shape):
                     self._fit_aspect = False  # this graph has fixed shapes inside
                     log.info("model %s keeps its square input", self.name)
                     return self.size, self.size
