@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from edge.clock import Clock
+from edge.redact import redact
 from edge.samples import resolve_sample
 
 log = logging.getLogger(__name__)
@@ -73,11 +74,17 @@ def open_capture(spec: SourceSpec, timeout_s: float = 5.0) -> cv2.VideoCapture:
     Streams are opened with ``STREAM_FFMPEG_OPTIONS`` unless the user set ``OPENCV_FFMPEG_CAPTURE_OPTIONS``.
     The variable is process-wide and stays set (setting it around each open would need a lock that makes
     every camera wait for a dead one's open timeout); the options change nothing for files.
+
+    OpenCV's own log prints a stream's URL, password included, to stderr when it cannot open it; for a
+    source with credentials it is silenced (for the process: its level is global), and our own messages,
+    redacted, say what failed.
     """
     if spec.kind is SourceKind.USB:
         cap = cv2.VideoCapture(int(spec.url))
     elif spec.kind is SourceKind.STREAM:
         os.environ.setdefault(FFMPEG_OPTIONS_ENV, STREAM_FFMPEG_OPTIONS)
+        if redact(spec.url) != spec.url:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
         ms = int(timeout_s * 1000)
         cap = cv2.VideoCapture(spec.url, cv2.CAP_FFMPEG,
                                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
@@ -87,7 +94,7 @@ def open_capture(spec: SourceSpec, timeout_s: float = 5.0) -> cv2.VideoCapture:
         cap = cv2.VideoCapture(spec.url)
     if not cap.isOpened():
         cap.release()
-        raise OSError(f"cannot open {spec.kind.value} source {spec.url}")
+        raise OSError(f"cannot open {spec.kind.value} source {redact(spec.url)}")
     return cap
 
 

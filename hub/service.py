@@ -1,17 +1,19 @@
-"""The hub service: MQTT in, fusion and rules under one lock, alerts out (MQTT, storage, SSE, webhook).
+"""The hub service: MQTT in, fusion and rules under one lock, alerts out (MQTT, storage, SSE, notify).
 
 One ``Hub`` object serves one or more sites. Every door (MQTT callback thread, HTTP
 requests, the ticker) goes through the same methods under one lock, so state
 never tears; bad input is counted in ``stats`` and logged, never raised into the
 network loop. Time comes from an injected clock, so tests script a whole day.
+Sites can be taken on and given up at runtime (``serve_site``/``release_site``):
+``hub.cluster`` does that for hubs sharing a PostgreSQL database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
+import socket
 import threading
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -19,110 +21,211 @@ import click
 
 from calibration.site import Site
 from edge.clock import Clock, SystemClock
-from edge.contract import DEFAULT_PREFIX, ContractError, OccupancyMessage, StatusMessage, iso_ts
-from edge.mqtt_url import BrokerUrlError, parse_broker_url
+from edge.contract import (DEFAULT_PREFIX, ID, MAX_PAYLOAD, ContractError, OccupancyMessage, StatusMessage, iso_ts,
+                           parse_ts)
+from edge.mqtt_url import BrokerSettings, mqtt_options, parse_broker_url
+from edge.redact import redact, setup_logging
 
 from hub import rules
 from hub.alerts import RESOLVED, Alert, AlertManager, alerts_topic
 from hub.fusion import SiteState
-from hub.tickets import TicketError, TicketEvent, parse, parse_payload, read_csv, tickets_topic
+from hub.tickets import TicketError, TicketEvent, check_window, parse, parse_payload, read_csv, tickets_topic
 
 if TYPE_CHECKING:    # SQLAlchemy is a hub extra: an edge box runs `hallgrid` without it
     from hub.storage import Storage
 
 log = logging.getLogger("hallgrid.hub")
 ZONE_REPEAT_S = 20.0     # an unchanged zone reading is re-sent on the SSE stream at most this often
+CSV_BATCH = 200          # ticket events of a CSV import stored and applied per hold of the hub's lock
+MAX_LOGGED_ERRORS = 100  # bad rows of one import logged and answered one by one; the rest are counted
+FRAME_TIME_SLACK_S = 86_400.0   # an occupancy frame time this far from the hub's clock is not believed
 
 
 class Hub:
     """Fuses occupancy and ticket events of its sites into alerts."""
 
-    def __init__(self, sites: list[Site], storage: Storage, clock: Clock | None = None, mqtt_url: str | None = None,
-                 prefix: str = DEFAULT_PREFIX, evaluate_on_message: bool = True, webhook: Any = None,
-                 client_id: str | None = None):
+    def __init__(self, sites: list[Site], storage: Storage, clock: Clock | None = None,
+                 mqtt_url: str | BrokerSettings | None = None, prefix: str = DEFAULT_PREFIX,
+                 evaluate_on_message: bool = True, notify: Any = None, client_id: str | None = None,
+                 site_sessions: bool = False, hub_id: str = "hub", peers: tuple[str, ...] = ()):
+        """``site_sessions``: one persistent MQTT session per site instead of one persistent session for the
+        hub, so messages sent while a site changes hands wait in the broker for whichever hub serves it next.
+        ``hub_id`` names this hub on its alerts (and its session); ``peers`` the hubs whose alerts it adopts."""
         self.clock = clock or SystemClock()
         self.storage = storage
         self.prefix = prefix
         self.mqtt_url = mqtt_url
-        self.client_id = client_id
+        # a stable client id: the broker keeps this hub's session (subscriptions, queued tickets) across restarts
+        self.client_id = client_id or f"hallgrid-{hub_id}"[:64]
+        self.hub_id = hub_id
+        self.peers = frozenset(peers) | {hub_id}     # whose retained alerts this hub adopts (itself: a former run)
         self.evaluate_on_message = evaluate_on_message
-        self.webhook = webhook
+        self.notify = notify              # hub.notify.Notify: webhook and chat robots, each on its own thread
+        self.site_sessions = site_sessions
         self.lock = threading.RLock()
         self.sites = {s.id: SiteState(s) for s in sites}
-        self.managers = {s.id: AlertManager(s.rules.escalate_after_s) for s in sites}
+        self.managers = {s.id: AlertManager(s.rules.escalate_after_s, hub_id) for s in sites}
         self.stats: collections.Counter[str] = collections.Counter()
         self.drops: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
         self._occ_rows: list[dict[str, Any]] = []
         self._zone_sent: dict[tuple[str, str], tuple[int, Any, float]] = {}   # last SSE zone event: count, raw, at
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = []
-        self._client = None
+        self._sessions: dict[str | None, Any] = {}     # MQTT clients: None the hub's one, else a site's own
+        self._acks: dict[tuple[Any, int], threading.Event] = {}   # subscriptions awaiting the broker's SUBACK
+        self._early: dict[tuple[Any, int], bool] = {}     # SUBACKs handled before their wait was registered
+        self._acks_lock = threading.Lock()
+        self._started = False
         self.alert_listeners: list[Callable[[Alert], None]] = []
-        self._restore()
+        for sid in self.sites:
+            self._restore(sid)
 
     # --- lifecycle ---------------------------------------------------------------------------------
-    def _restore(self) -> None:
-        """Rebuild open alerts, cooldowns and today's ticket queue from storage."""
+    def _restore(self, sid: str) -> None:
+        """Rebuild a site's open alerts, cooldowns and today's ticket queue from storage."""
         now = self.clock.now()
-        for sid, st in self.sites.items():
-            st.started_at = now
-            self.managers[sid].restore(self.storage.open_alerts(sid), self.storage.last_resolved(sid), now)
-            for row in self.storage.ticket_events(sid, since=now - 86400):
-                try:
-                    st.book.apply(parse(row["event"], now, "hallgrid"), row["received_at"])
-                except TicketError as exc:      # a site file changed since: the old event no longer fits
-                    self._drop("restore", sid, str(exc))
+        st = self.sites[sid]
+        st.started_at = now
+        self.managers[sid].restore(self.storage.open_alerts(sid), self.storage.last_resolved(sid), now)
+        for row in self.storage.ticket_events(sid, since=now - 86400):
+            try:
+                e = parse(row["event"], now, "hallgrid")
+                # an event stored before the window existed (a counter_open dated days ahead) stays out
+                check_window(e, row["received_at"], st.rules.ticket_max_age_s, st.rules.ticket_max_ahead_s)
+                st.book.apply(e, row["received_at"])
+            except TicketError as exc:      # a site file changed since: the old event no longer fits
+                self._drop("restore", sid, str(exc))
 
     def start(self) -> None:
-        """Connect to the broker and subscribe to this hub's sites only (the cluster split is by config)."""
+        """Connect to the broker and subscribe to this hub's sites only (by config, or as claimed)."""
         if not self.mqtt_url:
             return
+        self._started = True
+        for key in (list(self.sites) if self.site_sessions else [None]):
+            self._connect(key)
+
+    def stop(self) -> None:
+        with self.lock:          # _emit reads the clients under the lock: it sees the old ones or none
+            sessions, self._sessions = self._sessions, {}
+            self._started = False
+        for client in sessions.values():
+            self._disconnect(client)
+        with self.lock:
+            self._flush()
+
+    def serve_site(self, site: Site) -> None:
+        """Take a site on at runtime: its state from storage first, then its MQTT topics."""
+        with self.lock:
+            if site.id in self.sites:
+                return
+            # copy-on-write: views iterate these dicts without the lock
+            self.sites = {**self.sites, site.id: SiteState(site)}
+            self.managers = {**self.managers, site.id: AlertManager(site.rules.escalate_after_s, self.hub_id)}
+            self.stats["sites_served"] += 1
+        try:
+            with self.lock:
+                self._restore(site.id)
+            if not self._started:
+                return
+            if self.site_sessions:
+                self._connect(site.id)
+            elif not self._subscribe(self._sessions[None], self.topics([site.id])).wait(10):
+                raise RuntimeError(f"the MQTT broker did not confirm the subscriptions of {site.id}")
+        except Exception:        # half served is not served: the caller may hand the site to another hub
+            self.release_site(site.id)
+            raise
+
+    def release_site(self, site_id: str) -> None:
+        """Give a site up: stop its MQTT input first (its session keeps what comes next), then drop its state."""
+        with self.lock:
+            client = self._sessions.pop(site_id, None) if self.site_sessions else self._sessions.get(None)
+        if client is not None and self.site_sessions:
+            self._disconnect(client)       # outside the lock: its network thread may be waiting for it
+        elif client is not None:           # what arrives until the broker confirms is still handled
+            self._acked(client, client.unsubscribe(self.topics([site_id]))[1]).wait(10)
+        with self.lock:
+            if site_id not in self.sites:
+                return
+            self._flush()
+            self.sites = {k: v for k, v in self.sites.items() if k != site_id}
+            self.managers = {k: v for k, v in self.managers.items() if k != site_id}
+            self._zone_sent = {k: v for k, v in self._zone_sent.items() if k[0] != site_id}
+            self.stats["sites_released"] += 1
+
+    def topics(self, sites: list[str] | None = None) -> list[str]:
+        p = self.prefix
+        return [t for sid in (self.sites if sites is None else sites)
+                for t in (f"{p}/{sid}/+/+/occupancy", f"{p}/{sid}/+/status", tickets_topic(sid, p),
+                          f"{p}/{sid}/alerts/+")]
+
+    def _connect(self, site: str | None) -> None:
+        """One MQTT session: the hub's (clean, every served site) or a site's (persistent, its id per site)."""
         import paho.mqtt.client as mqtt
 
-        broker = parse_broker_url(self.mqtt_url)
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id or "",
-                             clean_session=True)
+        broker = self.mqtt_url if isinstance(self.mqtt_url, BrokerSettings) else parse_broker_url(self.mqtt_url)
+        ready = threading.Event()
+        # both persistent (clean_session=False, QoS 1 subscriptions, a stable client id): what arrives while
+        # the hub restarts, or while a site changes hands, waits at the broker
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                             client_id=self.client_id if site is None else f"{self.prefix}-site-{site}",
+                             clean_session=False, userdata={"site": site, "ready": ready})
         client.on_connect = self._on_connect
-        client.on_subscribe = self._on_subscribe
+        client.on_subscribe = client.on_unsubscribe = self._on_ack
         client.on_message = self._on_message
         client.max_inflight_messages_set(1000)
         client.reconnect_delay_set(0.2, 5)
         broker.apply(client)
+        with self.lock:
+            self._sessions[site] = client
         client.connect_async(broker.host, broker.port, keepalive=30)
-        self._client = client
-        self._connected = threading.Event()
         client.loop_start()
-        if not self._connected.wait(10):
-            self.stop()
+        if not ready.wait(10):
+            with self.lock:
+                self._sessions.pop(site, None)
+            self._disconnect(client)
+            if site is None:
+                self.stop()
             raise RuntimeError(f"cannot reach the MQTT broker at {broker.redacted()} "
                                "(or it refused the subscriptions)")
 
-    def stop(self) -> None:
-        with self.lock:          # _emit reads the client under the lock: it sees the old one or None
-            client, self._client = self._client, None
-        if client is not None:
-            client.loop_stop()
-            client.disconnect()
-        with self.lock:
-            self._flush()
+    @staticmethod
+    def _disconnect(client) -> None:
+        client.disconnect()
+        client.loop_stop()
 
-    def topics(self) -> list[str]:
-        p = self.prefix
-        return [t for sid in self.sites for t in (f"{p}/{sid}/+/+/occupancy", f"{p}/{sid}/+/status",
-                                                  tickets_topic(sid, p), f"{p}/{sid}/alerts/+")]
+    def _subscribe(self, client, topics: list[str], done: threading.Event | None = None) -> threading.Event:
+        """Subscribe; the event is set once the broker has the subscriptions (a ticket sent before is lost)."""
+        return self._acked(client, client.subscribe([(t, 1) for t in topics])[1], done)
+
+    def _acked(self, client, mid: int, done: threading.Event | None = None) -> threading.Event:
+        """An event set when the broker acknowledges (un)subscription ``mid``. The answer may come before this
+        runs (the lock cannot be held across paho's call, which takes paho's callback lock): then it waits in
+        ``_early``."""
+        done = done or threading.Event()
+        with self._acks_lock:
+            ok = self._early.pop((client, mid), None)
+            if ok is None:
+                self._acks[(client, mid)] = done
+        if ok:
+            done.set()
+        return done
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("MQTT connect refused: %s", reason_code)
             return
-        client.subscribe([(t, 1) for t in self.topics()])
+        site = userdata["site"]
+        self._subscribe(client, self.topics(None if site is None else [site]), userdata["ready"])
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
-        """Ready only once the broker has the subscriptions: a ticket sent before that would be lost."""
+    def _on_ack(self, client, userdata, mid, reason_codes, properties) -> None:
         failed = [rc for rc in reason_codes if rc.is_failure]
         if failed:
-            log.error("MQTT subscription refused: %s", failed)
-            return
-        self._connected.set()
+            log.error("MQTT (un)subscription refused: %s", failed)
+        with self._acks_lock:
+            done = self._acks.pop((client, mid), None)
+            if done is None:
+                self._early[(client, mid)] = not failed
+        if done is not None and not failed:
+            done.set()
 
     def _on_message(self, client, userdata, msg) -> None:
         try:
@@ -134,14 +237,20 @@ class Hub:
 
     # --- doors -------------------------------------------------------------------------------------
     def _drop(self, source: str, site: str, reason: str) -> None:
+        reason = redact(reason)[:500]    # a reason quotes the input: bounded, and never a credential
+        site = site[:64]
         with self.lock:          # MQTT and HTTP threads both drop: Counter += is not atomic
             self.stats[f"{source}_rejected"] += 1
             self.drops.append({"at": iso_ts(self.clock.now()), "source": source, "site": site, "reason": reason})
         log.warning("dropped %s message for %s: %s", source, site, reason)
 
     def handle(self, topic: str, payload: bytes) -> None:
-        """Route one MQTT message by its topic."""
+        """Route one MQTT message by its topic; too large a payload is refused before any parsing."""
         parts = topic.split("/")
+        if len(payload) > MAX_PAYLOAD:
+            self._drop("mqtt", parts[1] if len(parts) > 1 else "",
+                       f"{topic[:120]!r}: payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+            return
         if len(parts) < 3 or parts[1] not in self.sites:
             self._drop("mqtt", parts[1] if len(parts) > 1 else "", f"topic {topic!r} is not for this hub")
             return
@@ -163,7 +272,7 @@ class Hub:
             except TicketError as exc:
                 self._drop("ticket", sid, str(exc))
         elif parts[2] == "alerts" and len(parts) == 4:
-            self._adopt(sid, payload)
+            self._adopt(sid, payload, parts[3])
         else:
             self._drop("mqtt", sid, f"unexpected topic {topic!r}")
 
@@ -174,14 +283,27 @@ class Hub:
             msg = OccupancyMessage.from_json(payload)
             if camera is not None and (msg.camera, msg.zone) != (camera, zone):
                 raise ContractError(f"topic names {camera}/{zone} but the message {msg.camera}/{msg.zone}")
+            frame_ts = parse_ts(msg.ts)
             with self.lock:
                 now = self.clock.now()
-                fresh = self.sites[site].ingest_occupancy(msg, now)
+                if site not in self.sites:          # released while the message was on its way
+                    raise ContractError(f"this hub no longer serves site {site!r}")
+                if abs(frame_ts - now) > FRAME_TIME_SLACK_S:
+                    raise ContractError(f"frame time {msg.ts} is more than a day from the hub's clock")
+                state = self.sites[site]
+                before = state.zones.get(msg.zone)
+                previous = before.epoch if before is not None and before.seq >= 0 else None   # None: first reading
+                fresh = state.ingest_occupancy(msg, now)
                 if not fresh:
                     self.stats["occupancy_old"] += 1
                     return False
+                if previous is not None and msg.epoch != previous:
+                    self.stats["occupancy_new_epoch"] += 1
+                    log.info("site %s zone %s/%s: new sequence epoch %d (seq %d), the edge box was replaced or "
+                             "its outbox reset", site, msg.camera, msg.zone, msg.epoch, msg.seq)
                 self.stats["occupancy_ok"] += 1
-                self._occ_rows.append({"site": site, "camera": msg.camera, "zone": msg.zone, "ts": now,
+                # stored at frame time: a backlog sent after a broker outage lands where it was counted
+                self._occ_rows.append({"site": site, "camera": msg.camera, "zone": msg.zone, "ts": frame_ts,
                                        "count": msg.count, "raw": msg.raw, "seq": msg.seq})
                 if len(self._occ_rows) >= 500:
                     self._flush()
@@ -201,65 +323,102 @@ class Hub:
             self._drop("occupancy", site, str(exc))
             return False
 
-    def _apply_ticket(self, site: str, event: TicketEvent, now: float) -> bool:
-        """Apply and store one event under the lock (no evaluation); False for a duplicate."""
+    def _check_ticket(self, site: str, event: TicketEvent, now: float) -> tuple | None:
+        """Everything that can refuse an event, before anything changes: its site, its time window
+        (site rules), its ids (site file). Its identity when new, None for a duplicate, TicketError for an
+        invalid one."""
         if site not in self.sites:
             raise TicketError(f"this hub does not serve site {site!r}")
         if event.site and event.site != site:
             raise TicketError(f"event for site {event.site!r} sent to site {site!r}")
-        if not self.sites[site].book.apply(event, now):
-            self.stats["ticket_duplicate"] += 1
-            return False
-        self.storage.add_ticket_event(site, event, now)
-        self.stats["ticket_ok"] += 1
-        return True
+        st = self.sites[site]
+        check_window(event, now, st.rules.ticket_max_age_s, st.rules.ticket_max_ahead_s)
+        st.book.validate(event)
+        key = (st.book.day_of(event.ts), *event.key)
+        return None if key in st.book.seen else key
+
+    def _apply_tickets(self, site: str, events: list[TicketEvent], now: float) -> None:
+        """Store checked, new events in one transaction, then apply them: a storage failure raises and leaves
+        memory as it was, so memory and storage never disagree."""
+        self.storage.add_ticket_events(site, events, now)
+        for e in events:
+            self.sites[site].book.apply(e, now)
+        self.stats["ticket_ok"] += len(events)
 
     def ingest_ticket(self, site: str, event: TicketEvent) -> bool:
         """One ticket event; False for a duplicate, TicketError for an invalid one (the caller reports it)."""
         with self.lock:
             now = self.clock.now()
-            if not self._apply_ticket(site, event, now):
+            if self._check_ticket(site, event, now) is None:
+                self.stats["ticket_duplicate"] += 1
                 return False
+            self._apply_tickets(site, [event], now)
             if self.evaluate_on_message:
                 self._evaluate(site, now)
         self._broadcast("tickets", {"site": site, "event": event.kind})    # the board re-reads its queues
         return True
 
     def import_csv(self, site: str, text: str) -> dict[str, Any]:
-        """A ticket log export: every event applied, then the rules evaluated once for the batch."""
+        """A ticket log export: parsed outside the lock, stored and applied ``CSV_BATCH`` events per lock hold
+        (ingest and the API wait at most one batch), then the rules evaluated once for the whole import."""
         events, errors = read_csv(text, self.clock.now())
         accepted = duplicates = 0
-        with self.lock:
-            now = self.clock.now()
-            for i, e in enumerate(events):
-                try:
-                    if self._apply_ticket(site, e, now):
-                        accepted += 1
+        for start in range(0, len(events), CSV_BATCH):
+            with self.lock:
+                now = self.clock.now()
+                batch, keys = [], set()
+                for i, e in enumerate(events[start:start + CSV_BATCH], start):
+                    try:
+                        key = self._check_ticket(site, e, now)
+                    except TicketError as exc:
+                        errors.append(f"event {i + 1}: {exc}")
+                        continue
+                    if key is not None and key not in keys:
+                        batch.append(e)
+                        keys.add(key)
                     else:
                         duplicates += 1
-                except TicketError as exc:
-                    errors.append(f"event {i + 1}: {exc}")
-            if accepted and self.evaluate_on_message:
-                self._evaluate(site, now)
+                        self.stats["ticket_duplicate"] += 1
+                self._apply_tickets(site, batch, now)
+                accepted += len(batch)
+        if accepted and self.evaluate_on_message:
+            with self.lock:
+                self._evaluate(site, self.clock.now())
         if accepted:
             self._broadcast("tickets", {"site": site, "event": "import"})
-        for err in errors:
+        for err in errors[:MAX_LOGGED_ERRORS]:
             self._drop("ticket", site, err)
-        return {"accepted": accepted, "duplicates": duplicates, "rejected": errors}
+        if len(errors) > MAX_LOGGED_ERRORS:
+            extra = len(errors) - MAX_LOGGED_ERRORS
+            with self.lock:
+                self.stats["ticket_rejected"] += extra
+            log.warning("dropped %d more bad rows of a ticket import for %s", extra, site)
+        return {"accepted": accepted, "duplicates": duplicates, "rejected": errors[:MAX_LOGGED_ERRORS],
+                "rejected_total": len(errors)}
 
-    def _adopt(self, site: str, payload: bytes) -> None:
-        """A retained alert from the broker: carry on an alert another (or a former) hub raised."""
+    def _adopt(self, site: str, payload: bytes, topic_id: str) -> None:
+        """A retained alert from the broker: carry on an alert a peer (or a former run of this) hub raised.
+
+        Adopting shows it on the board and keeps its condition from raising again, so the alert must pass
+        the contract, sit on its own topic, name this site and a configured peer hub; and an alert this hub
+        knows (in memory or storage) is never changed by what the broker says about it.
+        """
         if not payload:
             return
         try:
-            alert = Alert.from_dict(json.loads(payload))
-        except (ValueError, TypeError) as exc:
-            self._drop("alert", site, f"bad retained alert: {exc}")
+            alert = Alert.from_contract(payload, self.clock.now())
+            if alert.id != topic_id or alert.site != site:
+                raise ContractError(f"alert {alert.id} of site {alert.site} on the topic of {topic_id[:40]!r}")
+            if alert.hub not in self.peers:
+                raise ContractError(f"alert {alert.id} comes from hub {alert.hub!r}, not a configured peer "
+                                    f"({', '.join(sorted(self.peers))})")
+        except ContractError as exc:
+            self._drop("alert", site, f"retained alert refused: {exc}")
             return
         with self.lock:
             m = self.managers[site]
             # ours already (or a stale retained copy): the in-memory checks first, the database last
-            if (alert.site != site or alert.state == RESOLVED or alert.id in m.by_id or alert.key in m.active
+            if (alert.state == RESOLVED or alert.id in m.by_id or alert.key in m.active
                     or self.storage.has_alert(alert.id)):
                 return
             if m.adopt(alert, self.clock.now()):
@@ -310,15 +469,19 @@ class Hub:
 
     # --- outputs -----------------------------------------------------------------------------------
     def _emit(self, alert: Alert, who: str | None) -> None:
-        """Every state change: storage first (a crash after it loses nothing), then MQTT, SSE, webhook."""
+        """Every state change: storage first (a crash after it loses nothing), then MQTT, SSE, notify."""
         self.storage.save_alert(alert, who)
         self.stats[f"alerts_{alert.state}"] += 1
-        client = self._client          # stop() may clear it from another thread: use one reading
+        client = self._sessions.get(alert.site if self.site_sessions else None)
         if client is not None:
-            client.publish(alerts_topic(alert.site, alert.id, self.prefix), alert.to_json(), qos=1, retain=True)
+            try:
+                client.publish(alerts_topic(alert.site, alert.id, self.prefix), alert.to_json(), qos=1, retain=True)
+            except ValueError as exc:   # a topic paho refuses must not stop the tick: stored, board and webhook go on
+                log.error("alert %s not published on MQTT: %s", alert.id[:80], exc)
+                self.stats["alerts_unpublished"] += 1
         self._broadcast("alert", alert.to_dict())
-        if self.webhook is not None:
-            self.webhook.send(alert.to_dict())
+        if self.notify is not None:
+            self.notify.send(alert)
         for fn in self.alert_listeners:
             fn(alert)
 
@@ -367,38 +530,55 @@ def _run_ticker(hub: Hub, interval: float, stop: threading.Event) -> None:
 @click.command("hub")
 @click.option("--site", "site_paths", multiple=True, required=True, help="Site file (repeat for several halls).")
 @click.option("--sites", "only", help="Comma-separated site ids this hub serves out of the given files "
-              "(several hubs split the halls by this list).")
-@click.option("--mqtt", "mqtt_url", default="mqtt://127.0.0.1:1883", show_default=True)
+              "(several hubs split the halls by this list). Without it on PostgreSQL, the hubs sharing the "
+              "database claim the sites among themselves and take over a dead hub's.")
+@mqtt_options
+@click.option("--hub-id", help="This hub's name on its alerts (default: hub-SITE-SITE); also its MQTT session.")
+@click.option("--peer-hub", "peer_hubs", multiple=True, envvar="HALLGRID_PEER_HUBS",
+              help="A hub whose retained alerts this one adopts (repeat; its own are always adopted).")
 @click.option("--db", "db_url", default="sqlite:///hallgrid-hub.db", show_default=True, help="SQLAlchemy URL.")
 @click.option("--http", "http", default="127.0.0.1:8080", show_default=True, help="HOST:PORT of the API.")
-@click.option("--webhook", "webhook_url", help="POST every alert change as JSON to this URL (retried).")
+@click.option("--webhook", "webhook_url", help="POST every alert change as JSON to this URL (retried); chat "
+              "robots (WeCom, DingTalk, Feishu) are set per site in the site file's notify: list.")
 @click.option("--tick", "tick_s", default=1.0, show_default=True, help="Seconds between rule evaluations.")
 @click.option("--prefix", default=DEFAULT_PREFIX, show_default=True, help="MQTT topic prefix.")
 @click.option("--no-auth", "no_auth", is_flag=True, help="Serve the board and API without login (trusted network "
               "or tests only); default: the site files' access users, HALLGRID_USERS or HALLGRID_TOKEN.")
-def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db_url: str, http: str,
-                webhook_url: str | None, tick_s: float, prefix: str, no_auth: bool) -> None:
+def hub_command(site_paths: tuple[str, ...], only: str | None, broker: BrokerSettings, hub_id: str | None,
+                peer_hubs: tuple[str, ...], db_url: str, http: str, webhook_url: str | None, tick_s: float,
+                prefix: str, no_auth: bool) -> None:
     """Fuse occupancy and ticket events into staffing alerts; serve the API, SSE stream and MQTT alerts."""
     import uvicorn
 
     from calibration.site import SiteError, load_site
     from hub.access import AccessError, access_for_hub
     from hub.api import create_app
-    from hub.storage import Storage
-    from hub.webhook import Webhook
+    from hub.notify import Notify, NotifyError
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from hub.cluster.claims import ClaimError, SiteClaims
+    from hub.storage import Storage
+
+    setup_logging(logging.INFO)
     try:
         sites = [load_site(p) for p in site_paths]
-        parse_broker_url(mqtt_url)
-    except (SiteError, BrokerUrlError) as exc:
+    except SiteError as exc:
         raise click.ClickException(str(exc)) from None
+    if hub_id and not ID.fullmatch(hub_id):
+        raise click.BadParameter("letters, digits, '_' and '-', at most 64", param_hint="--hub-id")
     if only:
         wanted = {s.strip() for s in only.split(",") if s.strip()}
         missing = wanted - {s.id for s in sites}
         if missing:
             raise click.ClickException(f"--sites names {', '.join(sorted(missing))} but no --site file has them")
         sites = [s for s in sites if s.id in wanted]
+    db_shown = make_url(db_url).render_as_string(hide_password=True)   # no password in logs
+    try:
+        storage = Storage(db_url)
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"cannot open the database {db_shown}: {getattr(exc, 'orig', None) or exc}") from None
+    claim = not only and storage.is_postgresql
     host, _, port = http.rpartition(":")
     try:
         access, token = access_for_hub(sites, db_url, no_auth)
@@ -407,20 +587,28 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     if token:
         click.echo(f"no users configured (site file access:, HALLGRID_USERS, HALLGRID_TOKEN): this run's "
                    f"duty-manager token is {token}")
-    hub = Hub(sites, Storage(db_url), mqtt_url=mqtt_url, prefix=prefix,
-              webhook=Webhook(webhook_url) if webhook_url else None,
-              client_id=f"hallgrid-hub-{'-'.join(s.id for s in sites)}"[:64])
+    try:
+        notify = Notify.for_sites(sites, webhook_url)
+    except NotifyError as exc:
+        raise click.ClickException(str(exc)) from None
+    hub = Hub([] if claim else sites, storage, mqtt_url=broker, prefix=prefix, notify=notify, site_sessions=claim,
+              hub_id=hub_id or f"hub-{'-'.join(s.id for s in sites)}"[:55].rstrip("-"), peers=peer_hubs)
     try:
         hub.start()
-    except (RuntimeError, OSError) as exc:
+        claims = SiteClaims(hub, sites, db_url, name=f"{socket.gethostname()}:{port}").start() if claim else None
+    except (RuntimeError, OSError, ClaimError) as exc:
+        notify.close(timeout=1.0)
         raise click.ClickException(str(exc)) from None
     stop = threading.Event()
     threading.Thread(target=_run_ticker, args=(hub, tick_s, stop), daemon=True, name="hub-ticker").start()
-    click.echo(f"hub for {', '.join(hub.sites)}: MQTT {parse_broker_url(mqtt_url).redacted()}, DB {db_url}, API http://{host or '127.0.0.1'}:{port}")
+    served = f"claims among {', '.join(s.id for s in sites)}" if claim else f"for {', '.join(hub.sites)}"
+    click.echo(f"hub {hub.hub_id} {served}: MQTT {broker.redacted()}, DB {db_shown}, "
+               f"API http://{host or '127.0.0.1'}:{port}")
     try:
         uvicorn.run(create_app(hub, access), host=host or "127.0.0.1", port=int(port), log_level="warning")
     finally:
         stop.set()
+        if claims is not None:
+            claims.stop()
         hub.stop()
-        if hub.webhook is not None:
-            hub.webhook.close()
+        notify.close()

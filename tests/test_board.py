@@ -27,7 +27,7 @@ from hub.service import Hub
 from hub.storage import Storage
 from hub.tickets import tickets_topic
 
-from test_hub_scenario import wait_until
+from test_hub_scenario import connected, wait_until
 from test_hub_site import hall_site
 
 VIEWER_TOKEN = "viewer-token-0123456789"
@@ -36,8 +36,8 @@ VIEWER_TOKEN = "viewer-token-0123456789"
 class LiveHub:
     """A hub as ``hallgrid hub`` runs it (system clock, MQTT, uvicorn), with two users."""
 
-    def __init__(self, broker, tmp_path: Path):
-        self.hub = Hub([hall_site(min_duration_s=0)], Storage(f"sqlite:///{tmp_path / 'hub.db'}"),
+    def __init__(self, broker, db_url: str):
+        self.hub = Hub([hall_site(min_duration_s=0)], Storage(db_url),
                        mqtt_url=broker.url, client_id="board-test-hub")
         access = Access([User(name="li.duty", role="duty_manager", password_hash=hash_password("s3cret")),
                          User(name="wall", role="viewer", token=VIEWER_TOKEN)], b"test-secret")
@@ -63,9 +63,8 @@ class Hall:
 
     def __init__(self, broker):
         self.seq = 0
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.client.connect("127.0.0.1", broker.port)
-        self.client.loop_start()
+        self.client = connected(broker, "edge-hall-1")
+        self.tickets = connected(broker, "tickets-hall-1")
 
     def count(self, zone: str, n: int, camera: str = "cam1") -> None:
         self.seq += 1
@@ -74,16 +73,17 @@ class Hall:
 
     def ticket(self, event: str, **fields) -> None:
         payload = json.dumps({"event": event, "ts": iso_ts(time.time()), **fields})
-        self.client.publish(tickets_topic("hall-1"), payload, qos=1).wait_for_publish()
+        self.tickets.publish(tickets_topic("hall-1"), payload, qos=1).wait_for_publish()
 
     def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+        for c in (self.client, self.tickets):
+            c.loop_stop()
+            c.disconnect()
 
 
 @pytest.fixture
-def live(broker, tmp_path):
-    h = LiveHub(broker, tmp_path)
+def live(broker, db_url):
+    h = LiveHub(broker, db_url)
     h.start()
     hall = Hall(broker)
     yield h, hall
@@ -133,10 +133,14 @@ def test_board_live_alert_acknowledge(live, browser):
         page.wait_for_function("document.querySelector('#zone-waiting-b .zone-count').textContent === '6'")
         assert page.get_attribute("#zone-waiting-b", "data-state") == "ok"
         page.wait_for_selector("tr[data-service=billing] td:nth-child(2):text('4')")
+        # the wait in words from the hub's catalogue: minutes with a range (or overload described), never ∞
+        wait_en = page.text_content("tr[data-service=billing] td.wait")
+        assert re.fullmatch(r"about \d+ min( \(\d+-\d+\))?|overloaded: 4 tickets, 1 counter.*", wait_en), wait_en
+        assert page.text_content("tr[data-service=vip] td.wait") == "no counter open"
         # an alert: waiting area B over its 10 seats (billing's 4 tickets for one counter may raise a
         # long-wait alert beside it, in either order: pick the capacity card by its id)
         hall.count("waiting-b", 12)
-        card = page.wait_for_selector(".alert[data-state=open][data-id^='over_capacity-waiting-b']")
+        card = page.wait_for_selector(".alert[data-state=open][data-id^='hall-1-over_capacity-waiting-b']")
         alert_id = card.get_attribute("data-id")
         assert "12 people for 10 places" in card.text_content()
         assert page.get_attribute("#zone-waiting-b", "data-state") == "over"
@@ -164,12 +168,23 @@ def test_board_live_alert_acknowledge(live, browser):
     page = tablet.new_page()
     try:
         login(page, h.url)
-        page.wait_for_selector(".alert[data-state=open]")
+        card = page.wait_for_selector(".alert[data-state=open][data-id^='hall-1-self_service_queue-self-service']")
+        alert_id = card.get_attribute("data-id")
         assert page.text_content("h2 [data-i18n=alerts]") == "预警"
+        # the hub's sentences in the board's language: the alert suggestion and the wait in words
+        assert "5人排队使用3台自助机" in card.text_content()
+        assert page.text_content("tr[data-service=vip] td.wait") == "无窗口开放"
+        assert re.fullmatch(r"约\d+分钟(（\d+-\d+分钟）)?|超负荷：4张票，1个窗口.*", page.text_content("tr[data-service=billing] td.wait"))
+        # the chat robot's "acknowledge on the board" link opens the board on that alert
+        page.goto(f"{h.url}/board?site=hall-1&alert={alert_id}")
+        page.wait_for_selector(f"#alert-{alert_id}.focus")
         page.screenshot(path=str(SCREENSHOTS / "board-tablet-1280x800.png"))
         assert page.evaluate("document.documentElement.scrollWidth") <= 1280     # nothing cut off sideways
         page.click("#lang")                                                       # the switch: English
         assert page.text_content("h2 [data-i18n=alerts]") == "Alerts"
+        assert "5 people at 3 kiosks: send a guide" in page.text_content(f"#alert-{alert_id} .suggestion")
+        assert page.text_content("tr[data-service=vip] td.wait") == "no counter open"
+        page.screenshot(path=str(SCREENSHOTS / "board-tablet-1280x800-en.png"))
     finally:
         tablet.close()
 

@@ -39,7 +39,7 @@ def server(clip):
 def test_stream_counts_are_published_lost_when_the_server_dies_and_back_when_it_returns(
         tmp_path, broker, subscriber, edges, server):  # noqa: F811
     site = write_site(tmp_path / "site.yaml", server.url(), loop=False)
-    edges.append(Edge(tmp_path, site, broker.url))
+    edges.append(Edge(tmp_path, site, broker))
     subscriber.wait_state(CameraState.ONLINE, 60)
     subscriber.wait_for(lambda: sum(m.count for m in subscriber.occupancy()) > 0, 60,
                         "people counted in the stream")
@@ -64,7 +64,7 @@ def test_people_appearing_in_a_stream_are_counted_within_the_freshness_bound(
     stream.start()
     try:
         site = write_site(tmp_path / "site.yaml", stream.url(), loop=False)
-        edges.append(Edge(tmp_path, site, broker.url))
+        edges.append(Edge(tmp_path, site, broker))
         switched = subscriber.wait_for(lambda: stream.switch_times("/cam0"), 60, "people to appear in the stream")
         appeared = switched[0]
         counted = subscriber.wait_for(
