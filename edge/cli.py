@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -164,8 +166,6 @@ def eval_images(counter: CameraCounter, folder: str, gt_path: str, points_path: 
 
 def default_outbox(site_id: str) -> Path:
     """Where the outbox lives unless told: the user's state folder (a volume in the Docker image)."""
-    import os
-
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
     return base / "hallgrid" / f"outbox-{site_id}.db"
 
@@ -189,8 +189,8 @@ def default_outbox(site_id: str) -> Path:
               help="Seconds without frames before a camera is reported camera_lost.")
 @click.option("--discovery/--no-discovery", default=False, show_default=True,
               help="Announce zones to Home Assistant (MQTT discovery).")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1),
-              help="Detector threads taking frames round-robin (each uses --threads cores).")
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(0),
+              help="Detector threads taking frames round-robin (0: one per core; each run uses --threads).")
 @click.option("--batch", default=8, show_default=True, type=click.IntRange(1),
               help="Most frames of different cameras detected in one model run (1: one at a time).")
 @click.option("--log-level", default="INFO", show_default=True,
@@ -203,6 +203,7 @@ def edge_cmd(site_path, camera_ids, broker, outbox_path, outbox_max, metrics_por
 
     from edge.redact import setup_logging
     from edge.service import EdgeConfig, EdgeService
+    from edge.workers import plan_workers
     from edge.sources import classify
 
     setup_logging(log_level.upper())
@@ -214,8 +215,10 @@ def edge_cmd(site_path, camera_ids, broker, outbox_path, outbox_max, metrics_por
                 classify(site.resolve_source(cam), cam.loop)
             except ValueError as exc:
                 raise SiteError([f"camera {cam.id}: {exc}"]) from None
+        detector = detector_config(site, model, confidence, threads, model_dir)
+        workers, per_run = plan_workers(workers, detector.threads, len(os.sched_getaffinity(0)))
         config = EdgeConfig(site=site, cameras=cameras, broker=broker,
-                            detector=detector_config(site, model, confidence, threads, model_dir),
+                            detector=dataclasses.replace(detector, threads=per_run),
                             outbox_path=Path(outbox_path) if outbox_path else default_outbox(site.id),
                             prefix=prefix, heartbeat_s=heartbeat, outbox_max_rows=outbox_max,
                             discovery=discovery, stall_s=stall_s, workers=workers, batch=batch,

@@ -102,3 +102,12 @@ class FrameSlots:
         with self._cond:
             self.closed = True
             self._cond.notify_all()
+
+
+def plan_workers(workers: int, threads: int, cores: int) -> tuple[int, int]:
+    """Detector workers and onnxruntime threads per run for a box of ``cores``: ``workers=0`` is one per
+    core; ``threads=0`` shares the cores among the workers. One worker per core, each run on one thread,
+    keeps every core busy (while one worker letterboxes or counts, the other runs the model) and
+    measured faster than one worker whose runs spread over all cores (README, bench/cameras.py)."""
+    workers = workers or max(1, cores)
+    return workers, threads or max(1, cores // workers)

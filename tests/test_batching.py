@@ -120,3 +120,15 @@ def test_workers_with_batches_serve_every_camera_at_its_rate():
     assert max(sizes) > 1, "frames that came due together were batched"
     for c in cams:
         assert served[c] == sorted(served[c]) and served[c][-1] == 199.0, "each camera in order, newest last"
+
+
+@pytest.mark.parametrize("workers, threads, cores, expected", [
+    (0, 0, 2, (2, 1)),  # the default: a worker per core, one thread per run
+    (1, 0, 2, (1, 2)),  # one worker: its runs use every core
+    (0, 0, 1, (1, 1)),
+    (2, 3, 4, (2, 3)),  # what the operator says wins
+])
+def test_plan_workers(workers, threads, cores, expected):
+    from edge.workers import plan_workers
+
+    assert plan_workers(workers, threads, cores) == expected
