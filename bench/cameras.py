@@ -18,7 +18,7 @@ sustained camera count (every camera at 97.5 % of the target or more, at most
 0.5 % of due frames dropped or stale), the CPU share there, and detections/s
 against the bare batched rate, at that count and at the saturating row.
 
-    .venv/bin/python bench/cameras.py [--rtsp] [--workers 1,2] [--batch 1,8] [--threads 0]
+    .venv/bin/python bench/cameras.py [--rtsp] [--workers 0,1] [--batch 1,8] [--threads 0]
         [--cameras 1,8,16,24,32,40,48,56,64] [--detect-fps 2] [--seconds 10]
 """
 
@@ -43,7 +43,7 @@ from edge.detector import Detector, DetectorConfig  # noqa: E402
 from edge.samples import resolve_sample  # noqa: E402
 from edge.sources import CameraReader, classify  # noqa: E402
 from edge.video import read_frames  # noqa: E402
-from edge.workers import FrameSlots  # noqa: E402
+from edge.workers import FrameSlots, plan_workers  # noqa: E402
 
 EXAMPLE = "calibration/examples/pets09-s2l1.yaml"
 
@@ -57,8 +57,9 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bare_batched_rate(detector: Detector, video: str, batch: int, seconds: float = 3.0) -> float:
-    """Frames/s of bare ``session.run`` on letterboxed clip frames in batches of ``batch`` (the baseline)."""
+def bare_batched_rate(detector: Detector, video: str, batch: int, workers: int, seconds: float = 3.0) -> float:
+    """Frames/s of bare ``session.run`` on letterboxed clip frames in batches of ``batch``, run by ``workers``
+    threads at once as the detector workers run it (the baseline: the most the model gives on this box)."""
     frames = [f for i, _, f in read_frames(video, detect_fps=2, prefetch=0) if i < 400]
     box = detector.letterbox(frames[0])
     blobs = []
@@ -68,12 +69,21 @@ def bare_batched_rate(detector: Detector, video: str, batch: int, seconds: float
             detector.fill(frame, box, blob[row])
         blobs.append(blob)
     detector.infer(blobs[0])  # warm-up
-    done, begin = 0, time.perf_counter()
-    while time.perf_counter() - begin < seconds:
-        for blob in blobs:
-            detector.infer(blob)
-            done += batch
-    return done / (time.perf_counter() - begin)
+    done = [0] * workers
+    begin = time.perf_counter()
+
+    def run(k: int) -> None:
+        while time.perf_counter() - begin < seconds:
+            for blob in blobs[k::workers]:
+                detector.infer(blob)
+                done[k] += batch
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(done) / (time.perf_counter() - begin)
 
 
 def run_cameras(n: int, detector: Detector, site, sources: list[str], detect_fps: float, seconds: float,
@@ -145,9 +155,11 @@ def run_cameras(n: int, detector: Detector, site, sources: list[str], detect_fps
 @click.option("--detect-fps", default=2.0, show_default=True)
 @click.option("--seconds", default=10.0, show_default=True, help="Measured seconds per camera count.")
 @click.option("--cameras", "counts", default="1,8,16,24,32,40,48,56,64", show_default=True)
-@click.option("--workers", "workers_list", default="1", show_default=True, help="Detector threads; a list sweeps.")
+@click.option("--workers", "workers_list", default="0", show_default=True,
+              help="Detector threads (0: one per core, as hallgrid edge); a list sweeps.")
 @click.option("--batch", "batch_list", default="8", show_default=True, help="Frames per session.run; a list sweeps.")
-@click.option("--threads", default=0, show_default=True, help="onnxruntime threads per worker (0: all cores).")
+@click.option("--threads", default=0, show_default=True,
+              help="onnxruntime threads per run (0: the cores shared among the workers, as hallgrid edge).")
 @click.option("--spin/--no-spin", default=True, show_default=True, help="onnxruntime threads spin during a run.")
 @click.option("--rtsp", is_flag=True, help="Cameras are RTSP/H.264 streams of the clip from a real RTSP server.")
 @click.option("--site", "site_path", default=EXAMPLE, show_default=True)
@@ -170,9 +182,10 @@ def main(model: str, detect_fps: float, seconds: float, counts: str, workers_lis
         print(f"model {model}, {cores} cores, load average {os.getloadavg()[0]:.2f} at start, target "
               f"{detect_fps:g} detections/s per camera, sources: "
               f"{'RTSP/H.264 streams' if rtsp else 'files'} of {video}, {seconds:g} s measured per row")
-        for workers in (int(x) for x in workers_list.split(",")):
+        for asked in (int(x) for x in workers_list.split(",")):
+            workers, per_run = plan_workers(asked, threads, cores)
             for batch in (int(x) for x in batch_list.split(",")):
-                detector = Detector(DetectorConfig(model=model, threads=threads, spin=spin))
+                detector = Detector(DetectorConfig(model=model, threads=per_run, spin=spin))
                 sweep(detector, site, video, server, counts_n, detect_fps, seconds, workers, batch, cores)
     finally:
         if server:
@@ -181,9 +194,10 @@ def main(model: str, detect_fps: float, seconds: float, counts: str, workers_lis
 
 def sweep(detector: Detector, site, video: str, server, counts: list[int], detect_fps: float, seconds: float,
           workers: int, batch: int, cores: int) -> None:
-    bare = bare_batched_rate(detector, video, batch)
-    print(f"\n{workers} worker(s), batch {batch}, {detector.config.threads or 'all'} onnxruntime threads, "
-          f"spin {'on' if detector.config.spin else 'off'}: bare session.run in batches of {batch}: "
+    bare = bare_batched_rate(detector, video, batch, workers)
+    print(f"\n{workers} worker(s), batch {batch}, {detector.config.threads} onnxruntime thread(s) per run, "
+          f"spin {'on' if detector.config.spin else 'off'}: bare session.run in batches of {batch} by {workers} "
+          f"thread(s): "
           f"{bare:.1f} frames/s")
     print(f"{'cameras':>7} {'min det/s':>9} {'mean det/s':>10} {'det/s':>6} {'dropped':>7} {'stale':>5} "
           f"{'age p99':>7} {'age max':>7} {'CPU %':>6} {'server %':>8}  sustained")
