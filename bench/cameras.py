@@ -134,7 +134,7 @@ def run_cameras(n: int, detector: Detector, site, sources: list[str], detect_fps
     measuring.clear()
     cpu, wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
     server_cpu = cpu_seconds(server_pid) - server0 if server_pid else 0.0
-    lost, due_dropped, due_stale = sum(dropped.values()), sum(dropped.values()), sum(stale.values())
+    n_dropped, n_stale = sum(dropped.values()), sum(stale.values())
     stop.set()
     slots.close()
     for r in readers:
@@ -145,7 +145,7 @@ def run_cameras(n: int, detector: Detector, site, sources: list[str], detect_fps
     rates = [(len(s) - 1) / (s[-1] - s[0]) if len(s) > 2 and s[-1] > s[0] else 0.0 for s in stamps.values()]
     counted = sum(len(s) for s in stamps.values())
     return {"cameras": n, "min_rate": min(rates), "mean_rate": sum(rates) / n, "det_s": counted / wall,
-            "dropped": due_dropped, "stale": due_stale, "due": counted + lost + due_stale,
+            "dropped": n_dropped, "stale": n_stale, "due": counted + n_dropped + n_stale,
             "age_max": max(ages, default=float("nan")), "age_p99": float(np.percentile(ages, 99)) if ages else 0.0,
             "cpu": cpu / wall, "server_cpu": server_cpu / wall}
 
