@@ -62,10 +62,11 @@ def classify(source: str, loop: bool = False) -> SourceSpec:
 
 
 # FFmpeg options for network streams (OpenCV reads them from this variable when it opens a capture).
-# RTSP over TCP: a loaded box loses no packets (no smeared frames); no input buffering and a short probe:
-# FFmpeg's default probe reads ~2.5 s of stream before the first frame, frames that would all be stale.
+# RTSP over TCP: a loaded box loses no packets (no smeared frames); a short probe: FFmpeg's default probe
+# reads ~2.5 s of stream before the first frame, frames that would all be stale (0.5 s with these). Not
+# ``fflags;nobuffer``: the variable reaches file opens too, and with it a file loses its first frame.
 FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
-STREAM_FFMPEG_OPTIONS = "rtsp_transport;tcp|fflags;nobuffer|analyzeduration;500000|probesize;500000"
+STREAM_FFMPEG_OPTIONS = "rtsp_transport;tcp|analyzeduration;500000|probesize;500000"
 
 
 def open_capture(spec: SourceSpec, timeout_s: float = 5.0) -> cv2.VideoCapture:
@@ -73,7 +74,7 @@ def open_capture(spec: SourceSpec, timeout_s: float = 5.0) -> cv2.VideoCapture:
 
     Streams are opened with ``STREAM_FFMPEG_OPTIONS`` unless the user set ``OPENCV_FFMPEG_CAPTURE_OPTIONS``.
     The variable is process-wide and stays set (setting it around each open would need a lock that makes
-    every camera wait for a dead one's open timeout); the options change nothing for files.
+    every camera wait for a dead one's open timeout); files read with them give the same frames (tested).
 
     OpenCV's own log prints a stream's URL, password included, to stderr when it cannot open it; for a
     source with credentials it is silenced (for the process: its level is global), and our own messages,

@@ -117,3 +117,13 @@ def test_a_reader_that_falls_behind_drops_stale_frames_and_counts_fresh_ones(nee
     assert not [t for t in handed if jumped < t < stale[0]], "no stale frame was handed on before the drops"
     assert handed[-1] > stale[-1], "once caught up, fresh frames are counted again"
     assert stale[-1] - stale[0] < 3.0, "catching up takes grabs, not real time"
+
+
+def test_the_stream_options_leave_files_frame_for_frame(need_footage, monkeypatch):
+    """The FFmpeg options for streams stay set for the process; a file read with them gives every frame."""
+    from edge.sources import FFMPEG_OPTIONS_ENV, STREAM_FFMPEG_OPTIONS
+    from edge.video import read_frames
+
+    plain = sum(1 for _ in read_frames(PETS_VIDEO, prefetch=0))
+    monkeypatch.setenv(FFMPEG_OPTIONS_ENV, STREAM_FFMPEG_OPTIONS)
+    assert sum(1 for _ in read_frames(PETS_VIDEO, prefetch=0)) == plain == 795
