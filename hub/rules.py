@@ -14,6 +14,7 @@ from calibration.site import ZoneType
 
 from hub.alerts import Condition
 from hub.fusion import SiteState
+from hub.planning.shortfall import forecast_shortfall
 
 BIG = 1e9   # an infinite wait, as a number the comparisons can use
 
@@ -152,7 +153,8 @@ def stale_data(st: SiteState, now: float, only: set[str] | None = None) -> list[
 
 
 RULES: list[Callable[..., list[Condition]]] = [
-    long_wait, over_capacity, entrance_crowd, staff_missing, self_service_queue, vip_waiting, stale_data]
+    long_wait, over_capacity, entrance_crowd, staff_missing, self_service_queue, vip_waiting, stale_data,
+    forecast_shortfall]
 
 
 def evaluate(st: SiteState, now: float, only: set[str] | None = None) -> list[Condition]:

@@ -57,6 +57,9 @@ class Hub:
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = []
         self._client = None
         self.alert_listeners: list[Callable[[Alert], None]] = []
+        from hub.planning.lookahead import Lookahead    # numpy/scipy: hub extras, like storage
+
+        self.forecaster = Lookahead(self)
         self._restore()
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -416,11 +419,13 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
         raise click.ClickException(str(exc)) from None
     stop = threading.Event()
     threading.Thread(target=_run_ticker, args=(hub, tick_s, stop), daemon=True, name="hub-ticker").start()
+    hub.forecaster.start()
     click.echo(f"hub for {', '.join(hub.sites)}: MQTT {parse_broker_url(mqtt_url).redacted()}, DB {db_url}, API http://{host or '127.0.0.1'}:{port}")
     try:
         uvicorn.run(create_app(hub, access), host=host or "127.0.0.1", port=int(port), log_level="warning")
     finally:
         stop.set()
+        hub.forecaster.stop()
         hub.stop()
         if hub.webhook is not None:
             hub.webhook.close()

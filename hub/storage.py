@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from sqlalchemy import (JSON, Column, Float, Integer, MetaData, String, Table, create_engine, event, func, insert,
+from sqlalchemy import (JSON, Column, Float, Index, Integer, MetaData, String, Table, create_engine, event, func, insert,
                         select, update)
 from sqlalchemy.pool import StaticPool
 
@@ -27,7 +27,8 @@ occupancy = Table("occupancy", meta,
 ticket_events = Table("ticket_events", meta,
                       Column("id", Integer, primary_key=True), Column("site", String(64), index=True),
                       Column("kind", String(16)), Column("ticket", String(64)), Column("ts", Float),
-                      Column("received_at", Float), Column("event", JSON))
+                      Column("received_at", Float), Column("event", JSON),
+                      Index("ix_ticket_events_site_ts", "site", "ts"))   # history reads (hub/planning, hub/review)
 alerts = Table("alerts", meta,
                Column("id", String(160), primary_key=True), Column("site", String(64), index=True),
                Column("key", String(160), index=True), Column("state", String(16), index=True),
