@@ -26,6 +26,7 @@ from hub.planning.history import (ARRIVAL_DAYS, SLOT_S, SLOTS_PER_DAY, STATS_DAY
 from hub.planning.staffing import Pool, needed, pools
 
 log = logging.getLogger("hallgrid.planning")
+BOARD_S = 7200.0          # the board shows the next two hours
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,10 @@ def day_counts(services: list[str], issued: dict[str, list[float]], day: date, t
 
 
 def look_ahead(site: Site, history: History, today_counts: np.ndarray, completed: int, now: float,
-               shifts: list[roster_mod.ShiftRow] | None = None) -> SiteLookahead:
-    """Forecast and counters needed for every slot of ``history.day`` and the day after."""
+               shifts: list[roster_mod.ShiftRow] | None = None, need_slots: int | None = None) -> SiteLookahead:
+    """Forecast for every slot of ``history.day`` and the day after; counters needed from the first slot
+    not yet over, for ``need_slots`` slots (None: to the end of tomorrow). Erlang is the costly part, and
+    the hub only looks a few hours ahead."""
     tz = ZoneInfo(site.timezone)
     services = [s.id for s in site.services]
     day, nxt = history.day, history.day + timedelta(days=1)
@@ -108,7 +111,8 @@ def look_ahead(site: Site, history: History, today_counts: np.ndarray, completed
     cat = {name: {f.service: np.concatenate([getattr(f, name), getattr(g, name)]) for f, g in zip(f_today, f_next)}
            for name in ("mean", "median", "low", "high")}
     n = 2 * SLOTS_PER_DAY
-    need = needed(site, history.stats, cat["mean"], range(completed if completed < SLOTS_PER_DAY else 0, n))
+    first = completed if completed < SLOTS_PER_DAY else 0
+    need = needed(site, history.stats, cat["mean"], range(first, n if need_slots is None else min(n, first + need_slots)))
     shifts = roster_mod.from_site(site) if shifts is None else shifts
     sched_today, sched_next = roster_mod.scheduled(shifts, day), roster_mod.scheduled(shifts, nxt)
     scheduled = {c: np.concatenate([sched_today.get(c, np.zeros(SLOTS_PER_DAY, bool)),
@@ -143,7 +147,8 @@ class Lookahead:
             with self.hub.lock:
                 issued = {s: list(v) for s, v in st.book.issued.items()}
             counts, completed = day_counts(hist.today.services, issued, day, tz, now)
-            result = look_ahead(site, hist, counts, completed, now)
+            result = look_ahead(site, hist, counts, completed, now,
+                                need_slots=int((BOARD_S + site.rules.forecast_lead_s) // SLOT_S) + 2)
             with self.hub.lock:
                 st.lookahead = result
 
