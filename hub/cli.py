@@ -14,6 +14,7 @@ from edge.calibrate_cli import calibrate_cmd
 from edge.check_cli import check_cmd
 from hub.replay.cli import replay_command
 from hub.demo import demo_command
+from hub.planning.cli import eval_forecast_command, plan_command
 from hub.service import hub_command
 
 
@@ -31,6 +32,8 @@ cli.add_command(demo_command)
 cli.add_command(calibrate_cmd)
 cli.add_command(check_cmd)
 cli.add_command(replay_command)
+cli.add_command(plan_command)
+cli.add_command(eval_forecast_command)
 
 
 def main() -> None:
