@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from hub.access import Access, RequireLogin, actor
 from hub.board import install_board, site_state
 from hub.planning.routes import install as install_lookahead
+from hub.review.routes import install as install_review
 from hub.tickets import TicketError, parse
 
 TICKET_EXAMPLE = {"event": "issued", "ticket": "A001", "service": "billing", "ts": "2026-11-23T08:00:00.000Z"}
@@ -35,6 +36,7 @@ def create_app(hub, access: Access | None = None) -> FastAPI:
         app.add_middleware(RequireLogin, access=access)
     install_board(app, hub, access)
     install_lookahead(app, hub)
+    install_review(app, hub)
 
     @app.exception_handler(RequestValidationError)
     async def count_invalid(request: Request, exc: RequestValidationError):

@@ -15,6 +15,7 @@ from edge.check_cli import check_cmd
 from hub.replay.cli import replay_command
 from hub.demo import demo_command
 from hub.planning.cli import eval_forecast_command, plan_command
+from hub.review.cli import review_command
 from hub.service import hub_command
 
 
@@ -34,6 +35,7 @@ cli.add_command(check_cmd)
 cli.add_command(replay_command)
 cli.add_command(plan_command)
 cli.add_command(eval_forecast_command)
+cli.add_command(review_command)
 
 
 def main() -> None:

@@ -24,10 +24,10 @@ import numpy as np
 
 from calibration.site import Site
 from edge.clock import ManualClock
-from edge.contract import iso_ts
+from edge.contract import iso_ts, parse_ts
 
 from hub.planning.forecast import working_weekdays
-from hub.planning.history import SLOT_S, Arrivals, slot_of
+from hub.planning.history import Arrivals, slot_of, slot_start
 from hub.tickets import TicketError, TicketEvent, read_csv
 
 TICK_S = 60.0
@@ -69,6 +69,22 @@ class SlotRow:
     mean: float
 
 
+def opening_slots(events: list[TicketEvent], tz: ZoneInfo) -> dict[date, list[int]]:
+    """Per local day, its first and last slot of opening hours: from the first counter opening to the last
+    closing (a counter event tells when the hall works; a late call from the evening before does not),
+    or from the first to the last issued ticket in a log without counter events."""
+    span: dict[date, list[int]] = {}
+    for kinds in (("counter_open", "counter_close"), ("issued",)):
+        for e in events:
+            if e.kind in kinds:
+                d, k = slot_of(e.ts, tz)
+                span.setdefault(d, [k, k])
+                span[d] = [min(span[d][0], k), max(span[d][1], k)]
+        if span:
+            return span
+    return span
+
+
 def waits(events: list[TicketEvent], tz: ZoneInfo) -> dict[tuple[str, date, int], list[tuple[float, float]]]:
     """(service, day, slot issued) -> [(issued, waited)] of tickets that were called or left."""
     issued: dict[tuple[date, str], tuple[float, str]] = {}
@@ -97,14 +113,9 @@ def evaluate(site: Site, events: list[TicketEvent], score_from: date, horizon_s:
     arrivals = Arrivals.from_times(tz, [(e.ts, e.service) for e in events if e.kind == "issued"],
                                    [slot_of(e.ts, tz)[0] for e in events])
     working = working_weekdays(arrivals, score_from, site.planning.working_days)
-    span: dict[date, list[int]] = {}
-    for e in events:
-        d, k = slot_of(e.ts, tz)
-        span.setdefault(d, [k, k])
-        span[d] = [min(span[d][0], k), max(span[d][1], k)]
+    span = opening_slots(events, tz)
     scored = sorted(d for d in span if d >= score_from and d.weekday() in working)
-    wanted: dict[float, list[tuple[str, date, int]]] = {}     # refresh time -> slots it forecasts
-    from hub.planning.history import slot_start
+    wanted: dict[float, list[tuple[date, int]]] = {}     # refresh time -> slots it forecasts
     for d in scored:
         for k in range(span[d][0], span[d][1] + 1):
             wanted.setdefault(slot_start(d, k, tz) - horizon_s, []).append((d, k))
@@ -172,9 +183,6 @@ def score(site: Site, rows: list[SlotRow], arrivals: Arrivals, working: set[int]
     # slots in which tickets actually waited longer than max_wait_s, and what warned of them
     max_wait = site.rules.max_wait_s
     scored_days = {slot_of(r.start, tz)[0] for r in rows}
-    pool_of = {s: a.key.split(":", 1)[1] for a in alerts if a.kind == "forecast_shortfall"
-               for s in a.figures.get("pool", [])}
-    from edge.contract import parse_ts
 
     def intervals(kind: str, service: str) -> list[tuple[float, float]]:
         out = []
@@ -195,7 +203,6 @@ def score(site: Site, rows: list[SlotRow], arrivals: Arrivals, working: set[int]
         long = [(t0, w) for t0, w in ws if w > max_wait]
         if not long:
             continue
-        from hub.planning.history import slot_start
         start = slot_start(d, k, tz)
         crossed = min(t0 + max_wait for t0, _ in long)
         fs = [(r0, r1) for r0, r1 in intervals("forecast_shortfall", svc) if r0 <= start < r1]
