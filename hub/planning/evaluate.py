@@ -1,8 +1,9 @@
 """``hallgrid eval-forecast``: the hub's own forecast backtested on ticket logs, against the naive baselines.
 
 The logs are played through the live ``Hub`` (a SQLite file, a ``ManualClock``, no MQTT): every
-event is ingested when its time comes, the rules tick every minute and the hub's forecaster
-refreshes every five minutes, exactly as in a hall. The forecast scored for a slot is the one
+event is ingested when its time comes, the rules tick every minute (not on every ticket, which
+would only move long-wait alerts by seconds) and the hub's forecaster refreshes every five
+minutes, as in a hall. The forecast scored for a slot is the one
 the hub held ``horizon`` before the slot started. Days before ``score_from`` are only
 history; on scored days the hub keeps learning from the days already over (never from the
 one being forecast).
@@ -125,7 +126,7 @@ def evaluate(site: Site, events: list[TicketEvent], score_from: date, horizon_s:
     with tempfile.TemporaryDirectory() as tmp:
         clock = ManualClock(events[0].ts)
         storage = Storage(f"sqlite:///{tmp}/eval.db")
-        hub = Hub([site], storage, clock=clock)
+        hub = Hub([site], storage, clock=clock, evaluate_on_message=False)    # the rules tick every minute
         hub.alert_listeners.append(lambda a: changes.append((clock.now(), a)))
         t = (events[0].ts // TICK_S) * TICK_S
         end = events[-1].ts + TICK_S

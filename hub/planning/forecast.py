@@ -54,7 +54,8 @@ WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 def working_weekdays(arrivals: Arrivals, before: date, configured: list[str] | None = None) -> set[int]:
     """Weekday numbers (Monday 0) of full working days: configured, else learned from the history before
-    ``before`` (weekdays with at least half the busiest weekday's mean arrivals), else Monday-Friday."""
+    ``before``: weekdays with at least half the busiest weekday's mean arrivals, and weekdays the history
+    has not seen yet (nothing says they are short); no history at all: Monday-Friday."""
     if configured:
         return {WEEKDAY_NAMES.index(d) for d in configured}
     totals: dict[int, list[float]] = {}
@@ -65,7 +66,7 @@ def working_weekdays(arrivals: Arrivals, before: date, configured: list[str] | N
         return {0, 1, 2, 3, 4}
     means = {w: float(np.mean(v)) for w, v in totals.items()}
     top = max(means.values())
-    return {w for w, m in means.items() if top > 0 and m >= 0.5 * top}
+    return {w for w in range(7) if w not in means or (top > 0 and means[w] >= 0.5 * top)}
 
 
 def _smooth(profile: np.ndarray) -> np.ndarray:
@@ -145,15 +146,33 @@ def dispersion(arrivals: Arrivals, services: list[str], day: date, working: set[
     return max(0.0, (num + DISPERSION_PRIOR * DISPERSION_PRIOR_WEIGHT) / (den + DISPERSION_PRIOR_WEIGHT))
 
 
-def predictive(mean: np.ndarray, phi: float, noise: float):
-    """The count distribution of a slot: negative binomial with variance ``mean*(1+noise) + phi*mean^2``."""
+@dataclass(frozen=True)
+class Predictive:
+    """The count distribution of slots: negative binomial with variance ``mean*(1+noise) + phi*mean^2``,
+    as (n, p) arrays for scipy's ``nbinom`` functions (a frozen distribution per call costs more than
+    the arithmetic: the hub refreshes every site every few minutes)."""
+
+    n: np.ndarray
+    p: np.ndarray
+
+    def cdf(self, k: np.ndarray) -> np.ndarray:
+        return stats.nbinom.cdf(k, self.n, self.p)
+
+    def ppf(self, q: float) -> np.ndarray:
+        return stats.nbinom.ppf(q, self.n, self.p)
+
+    def median(self) -> np.ndarray:
+        return self.ppf(0.5)
+
+
+def predictive(mean: np.ndarray, phi: float, noise: float) -> Predictive:
     mean = np.maximum(np.asarray(mean, dtype=float), 1e-9)
-    extra = phi + noise / mean                     # var = mean + extra * mean^2
-    r = 1.0 / np.maximum(extra, 1e-9)
-    return stats.nbinom(r, r / (r + mean))
+    extra = np.maximum(phi + noise / mean, 1e-9)         # var = mean + extra * mean^2
+    r = 1.0 / extra
+    return Predictive(r, r / (r + mean))
 
 
-def interval(dist) -> tuple[np.ndarray, np.ndarray]:
+def interval(dist: Predictive) -> tuple[np.ndarray, np.ndarray]:
     """80 % interval: integer bounds whose tail probability is nearest 10 % each (counts are whole
     numbers; the plain quantiles round outward and cover far more than 80 % on small counts)."""
     hi = dist.ppf(0.9)
@@ -199,25 +218,20 @@ class Forecast:
     source: str
 
 
-def forecast_day(model: DayModel, today_counts: np.ndarray, completed: int, from_slot: int | None = None
-                 ) -> list[Forecast]:
+def forecast_day(model: DayModel, today_counts: np.ndarray, completed: int) -> list[Forecast]:
     """The day's forecast per service made after ``completed`` slots of it are over (0: before it starts).
 
-    ``today_counts`` (services, slots) holds the day's arrivals so far; only slots ``< completed`` are read.
-    Slots before ``from_slot`` (default ``completed``) are the past and are forecast as they were counted."""
+    ``today_counts`` (services, slots) holds the day's arrivals so far; only slots ``< completed`` are read,
+    and they are "forecast" as they were counted."""
     lv = levels(today_counts[:, :completed], model.profile[:, :completed])[:, -1] if completed else \
         np.ones(len(model.services))
-    start = completed if from_slot is None else from_slot
+    start = completed
     horizon = np.arange(SLOTS_PER_DAY) - completed
     mean = model.profile * fade(lv[:, None], np.maximum(horizon, 0)[None, :])
     phi = model.phi_intraday if completed else model.phi_day_ahead
-    out = []
-    for i, s in enumerate(model.services):
-        m = mean[i].copy()
-        m[:start] = today_counts[i, :start]
-        dist = predictive(m, phi, model.noise)
-        med = dist.median()
-        lo, hi = interval(dist)
-        med[:start] = lo[:start] = hi[:start] = m[:start]
-        out.append(Forecast(s, model.day, m, med, lo, hi, model.source))
-    return out
+    mean[:, :start] = today_counts[:, :start]
+    dist = predictive(mean, phi, model.noise)             # every service at once: one scipy call each
+    med = dist.median()
+    lo, hi = interval(dist)
+    med[:, :start] = lo[:, :start] = hi[:, :start] = mean[:, :start]
+    return [Forecast(s, model.day, mean[i], med[i], lo[i], hi[i], model.source) for i, s in enumerate(model.services)]
