@@ -81,6 +81,39 @@ class FloorPlan(Strict):
     width_m: float | None = Field(None, gt=0, description="Real width of the picture in metres.")
 
 
+class CameraDetector(Strict):
+    """Detector settings for one camera's view, over the site's (README: "Packed waiting areas").
+
+    A camera high above a packed waiting area sees heads 10-20 pixels tall; at the
+    default input (320) YOLOX's finest grid (8 px) barely resolves them. A larger
+    ``input_size`` enlarges the frame before detection (YOLOX is fully convolutional,
+    so the frame is scaled, not cut) and a lower ``confidence`` keeps the half-hidden
+    people a crowd is made of; the camera's ``count_correction`` then scales detections to people.
+    """
+
+    input_size: int | None = Field(None, ge=160, le=2048, description="Long side of the detector input in "
+                                   "pixels (YOLOX models); choose it so that the smallest heads are at least "
+                                   "16 px in the input: 1.5 x the frame height for 10-20 px heads.")
+    confidence: float | None = Field(None, gt=0, lt=1, description="Score a detection needs (site default "
+                                     "otherwise).")
+    iou: float | None = Field(None, gt=0, lt=1, description="Overlap above which two boxes are one person (NMS).")
+
+
+class CountCorrection(Strict):
+    """People per detection in this camera's crowded view, fitted from an installer's hand counts.
+
+    ``count = round(people_per_detection x detections)`` per zone: one factor, so an empty
+    zone stays 0 and zone counts still add up to the camera's count. Written by
+    ``hallgrid fit-counts``; the fit's cross-validated errors are kept beside it.
+    """
+
+    people_per_detection: float = Field(gt=0, le=20)
+    images: int = Field(ge=1, description="Hand-counted images it was fitted on.")
+    cv_mae: float | None = Field(None, ge=0, description="Cross-validated count error with the correction.")
+    raw_cv_mae: float | None = Field(None, ge=0, description="The same images' error without it.")
+    fitted: str | None = Field(None, description="When it was fitted (ISO date).")
+
+
 class Camera(Strict):
     """One camera: where its frames come from, how often to detect, and its zones."""
 
@@ -95,6 +128,9 @@ class Camera(Strict):
     zones: list[Zone] = Field(default_factory=list)
     masks: list[Mask] = Field(default_factory=list)
     floor_points: FloorPoints | None = Field(None, description="Camera/floor-plan point pairs (optional).")
+    detector: CameraDetector | None = Field(None, description="This camera's detector settings (dense views).")
+    count_correction: CountCorrection | None = Field(None, description="Occlusion correction from hand counts "
+                                                     "(hallgrid fit-counts).")
 
 
 class DetectorSettings(Strict):
