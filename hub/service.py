@@ -519,23 +519,16 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
         raise click.ClickException(str(exc)) from None
     stop = threading.Event()
     threading.Thread(target=_run_ticker, args=(hub, tick_s, stop), daemon=True, name="hub-ticker").start()
-<<<<<<< HEAD
     hub.forecaster.start()
-    click.echo(f"hub for {', '.join(hub.sites)}: MQTT {parse_broker_url(mqtt_url).redacted()}, DB {db_url}, API http://{host or '127.0.0.1'}:{port}")
-=======
     served = f"claims among {', '.join(s.id for s in sites)}" if claim else f"for {', '.join(hub.sites)}"
     click.echo(f"hub {served}: MQTT {parse_broker_url(mqtt_url).redacted()}, DB {db_shown}, API http://{host or '127.0.0.1'}:{port}")
->>>>>>> wip-14a
     try:
         uvicorn.run(create_app(hub, access), host=host or "127.0.0.1", port=int(port), log_level="warning")
     finally:
         stop.set()
-<<<<<<< HEAD
         hub.forecaster.stop()
-=======
         if claims is not None:
             claims.stop()
->>>>>>> wip-14a
         hub.stop()
         if hub.webhook is not None:
             hub.webhook.close()
