@@ -11,7 +11,7 @@ get the five weeks of history the forecast reads, for the 100-site refresh.
 Figures (one run, machine shared with other work): median of ``--repeat`` runs; as the reference
 from the same run, the time to read one site's stored year of ticket events with a plain SELECT.
 
-Run: .venv/bin/python bench/history.py [--sites 50] [--days 365] [--pg postgresql+psycopg://...]
+Run: .venv/bin/python bench/history.py [--sites 50] [--days 365] [--load 1.0] [--pg postgresql+psycopg://...]
 """
 
 from __future__ import annotations
@@ -37,16 +37,17 @@ SITE_FILE = Path(__file__).resolve().parents[1] / "calibration" / "examples" / "
 OPEN_H, CLOSE_H = 9, 17
 
 
-def hall_day() -> Scenario:
-    """A hall's working day (8 h, real seconds): billing peaks at midday and outgrows counter 1."""
+def hall_day(load: float = 1.0) -> Scenario:
+    """A hall's working day (8 h, real seconds): billing peaks at midday and outgrows counter 1; ``load``
+    scales the arrivals (1.0: about 340 tickets a day)."""
     return Scenario(cycle_s=(CLOSE_H - OPEN_H) * 3600.0,
-                    loads=(ServiceLoad("billing", 0.9, 150.0, "A"), ServiceLoad("newline", 0.25, 240.0, "B"),
-                           ServiceLoad("vip", 0.05, 300.0, "V", base_share=0.2)),
+                    loads=(ServiceLoad("billing", 0.9 * load, 150.0, "A"), ServiceLoad("newline", 0.25 * load, 240.0, "B"),
+                           ServiceLoad("vip", 0.05 * load, 300.0, "V", base_share=0.2)),
                     always_open={"1": ("billing",), "3": ("newline",)},
                     elastic=(ElasticCounter("2", "billing", 4, 600.0), ElasticCounter("5", "vip", 1, 300.0)))
 
 
-def simulate_templates(site, n: int, seed: int):
+def simulate_templates(site, n: int, seed: int, load: float):
     """``n`` days of events and alerts of the live hub, as offsets from the day's local midnight."""
     from hub.service import Hub
     from hub.storage import Storage
@@ -65,7 +66,7 @@ def simulate_templates(site, n: int, seed: int):
             events.append(e)
             hub.ingest_ticket(site.id, e)
 
-        sim = TicketSimulator(hall_day(), clock, send, seed=seed + i)
+        sim = TicketSimulator(hall_day(load), clock, send, seed=seed + i)
         t = t0
         while t < t0 + (CLOSE_H - OPEN_H) * 3600:
             clock.set(t)
@@ -181,6 +182,7 @@ def main() -> None:
     ap.add_argument("--refresh-sites", type=int, default=100)
     ap.add_argument("--templates", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--load", type=float, default=1.0, help="Arrivals scale (1.0: about 340 tickets a day).")
     ap.add_argument("--pg", help="Also a PostgreSQL database (an empty one: SQLAlchemy URL).")
     ap.add_argument("--db", help="SQLite file (default: a temporary one).")
     args = ap.parse_args()
@@ -188,7 +190,7 @@ def main() -> None:
     site = load_site(SITE_FILE).model_copy(update={"rules": RuleSettings()})
     tz = ZoneInfo(site.timezone)
     t = time.perf_counter()
-    templates = simulate_templates(site, args.templates, seed=11)
+    templates = simulate_templates(site, args.templates, seed=11, load=args.load)
     print(f"simulated {args.templates} template days through the hub in {time.perf_counter() - t:.1f} s "
           f"({sum(len(e) for e, _ in templates) / args.templates:.0f} events, "
           f"{sum(len(a) for _, a in templates) / args.templates:.1f} alerts per day)")
