@@ -4,12 +4,10 @@ review CLIs end to end on SQLite and PostgreSQL, and the forecast_shortfall aler
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import threading
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -386,3 +384,20 @@ def test_forecast_panel_and_alert_on_the_board(tmp_path, browser):
         server.should_exit = True
         thread.join(timeout=10)
         hub.stop()
+
+
+def test_background_refresh(tmp_path):
+    """``hallgrid hub`` runs the forecaster in its own thread: it fills every site's look-ahead and stops."""
+    hub, clock = shortfall_hub(f"sqlite:///{tmp_path / 'hub.db'}")
+    hub.forecaster.interval_s = 0.05
+    hub.forecaster.start()
+    try:
+        wait_until(lambda: hub.sites["ahead"].lookahead is not None, timeout=60, what="background refresh")
+        made = hub.sites["ahead"].lookahead.made_at
+        clock.advance(60)
+        wait_until(lambda: hub.sites["ahead"].lookahead.made_at > made, timeout=60, what="a second refresh")
+    finally:
+        hub.forecaster.stop()
+        hub.forecaster._thread.join(timeout=10)
+        hub.stop()
+    assert not hub.forecaster._thread.is_alive()

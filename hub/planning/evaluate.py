@@ -179,6 +179,7 @@ def score(site: Site, rows: list[SlotRow], arrivals: Arrivals, working: set[int]
             err[name].append(abs(value - r.actual))
             per_service.setdefault(r.service, {}).setdefault(name, []).append(abs(value - r.actual))
         covered.append(r.low <= r.actual <= r.high)
+        per_service[r.service].setdefault("coverage_80", []).append(float(covered[-1]))
     mae = {k: float(np.mean(v)) if v else None for k, v in err.items()}
     best = min(mae["seasonal_naive"], mae["previous_working_day"]) if rows else None
     # slots in which tickets actually waited longer than max_wait_s, and what warned of them

@@ -32,7 +32,7 @@ The constants are fixed a priori, not fitted to any evaluation week (README: "Lo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 from scipy import stats

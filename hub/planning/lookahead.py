@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
@@ -73,7 +73,6 @@ class SiteLookahead:
     pools: list[Pool]
     source: str                                 # which history the profile came from
     completed: int                              # slots of today over when it was made
-    extra: dict = field(default_factory=dict)
 
     def slot_at(self, ts: float) -> int:
         return int(np.searchsorted(self.starts, ts, side="right") - 1)
@@ -137,20 +136,26 @@ class Lookahead:
 
     def refresh(self, now: float | None = None) -> None:
         now = self.hub.clock.now() if now is None else now
-        for sid, st in self.hub.sites.items():
-            site = st.site
-            tz = ZoneInfo(site.timezone)
-            day = slot_of(now, tz)[0]
-            hist = self._history.get(sid)
-            if hist is None or hist.day != day:
-                hist = self._history[sid] = read_history(self.hub.storage, site, day)     # outside the lock
-            with self.hub.lock:
-                issued = {s: list(v) for s, v in st.book.issued.items()}
-            counts, completed = day_counts(hist.today.services, issued, day, tz, now)
-            result = look_ahead(site, hist, counts, completed, now,
-                                need_slots=int((BOARD_S + site.rules.forecast_lead_s) // SLOT_S) + 2)
-            with self.hub.lock:
-                st.lookahead = result
+        for sid, st in list(self.hub.sites.items()):
+            try:
+                self._refresh_site(sid, st, now)
+            except Exception:        # one site's bad history must not stop the others' forecasts
+                log.exception("forecast refresh of site %s failed", sid)
+
+    def _refresh_site(self, sid: str, st, now: float) -> None:
+        site = st.site
+        tz = ZoneInfo(site.timezone)
+        day = slot_of(now, tz)[0]
+        hist = self._history.get(sid)
+        if hist is None or hist.day != day:
+            hist = self._history[sid] = read_history(self.hub.storage, site, day)     # outside the lock
+        with self.hub.lock:
+            issued = {s: list(v) for s, v in st.book.issued.items()}
+        counts, completed = day_counts(hist.today.services, issued, day, tz, now)
+        result = look_ahead(site, hist, counts, completed, now,
+                            need_slots=int((BOARD_S + site.rules.forecast_lead_s) // SLOT_S) + 2)
+        with self.hub.lock:
+            st.lookahead = result
 
     def start(self) -> None:
         def loop() -> None:

@@ -24,7 +24,7 @@ from calibration.site import Site
 from hub.messages import LANGUAGES, render
 from hub.planning import roster as roster_mod
 from hub.planning.history import SLOTS_PER_DAY, day_start, read_arrivals, slot_of
-from hub.planning.lookahead import SiteLookahead, day_counts, look_ahead, read_history
+from hub.planning.lookahead import SiteLookahead, look_ahead, read_history
 
 CSV_COLUMNS = ("slot_start", "local_time", "service", "pool", "forecast", "low", "high", "needed", "scheduled",
                "gap")
@@ -108,7 +108,7 @@ def chart(plan: DayPlan, lang: str) -> bytes:
     for ax, p in zip(axes[:, 0], la.pools):
         mean = sum(la.mean[s][ks] for s in p.services)
         ax.fill_between(x, sum(la.low[s][ks] for s in p.services), sum(la.high[s][ks] for s in p.services),
-                        alpha=0.2, step="mid", label=render("plan.band", lang))
+                        alpha=0.2, step="mid", label=render("plan.band_summed" if len(p.services) > 1 else "plan.band", lang))
         ax.step(x, mean, where="mid", label=render("plan.forecast", lang))
         ax.set_ylabel(render("plan.arrivals_axis", lang))
         ax2 = ax.twinx()
@@ -139,7 +139,7 @@ def page(plan: DayPlan, lang: str, png: bytes) -> str:
     e = html.escape
     la = plan.la
     names = {s.id: s.name or s.id for s in plan.site.services}
-    head = [render(k, lang) for k in ("plan.time", "plan.pool", "plan.forecast", "plan.band", "plan.needed",
+    head = [render(k, lang) for k in ("plan.time", "plan.pool", "plan.forecast", "plan.band_summed", "plan.needed",
                                       "plan.scheduled", "plan.gap")]
     body = []
     for k in plan.slots:
