@@ -17,7 +17,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 from shapely.geometry import Polygon
@@ -245,12 +245,44 @@ class AccessSettings(Strict):
     session_hours: float = Field(12.0, gt=0, le=24 * 31, description="How long a board login lasts.")
 
 
+class NotifyKind(str, Enum):
+    """Where alerts go: a generic JSON webhook, or the group robot of a chat app the hall's staff use."""
+
+    WEBHOOK = "webhook"      # every alert change as the alert JSON (ticketing, paging, own bots)
+    WECOM = "wecom"          # 企业微信 group robot, markdown message
+    DINGTALK = "dingtalk"    # 钉钉 custom robot, markdown message, optional signing (加签)
+    FEISHU = "feishu"        # 飞书 custom bot, interactive card, optional signature (签名校验)
+
+
+class NotifyTarget(Strict):
+    """One delivery of the site's alerts (hub part). The URL of a chat robot holds its token, so both
+    ``url`` and ``secret`` are secrets: write ``${ENV_VAR}`` to keep them out of the file; they are
+    never logged or shown."""
+
+    kind: NotifyKind
+    url: SecretStr = Field(description="Webhook URL, or ${ENV_VAR} naming the environment variable that holds it.")
+    secret: SecretStr | None = Field(None, description="Signing secret (DingTalk 加签 'SEC...', Feishu 签名校验), "
+                                     "or ${ENV_VAR}; absent: unsigned.")
+    min_level: Literal["info", "warning", "critical"] = Field(
+        "warning", description="Alerts below this level are not sent (escalation may lift them later).")
+
+    @field_validator("url")
+    @classmethod
+    def _http_or_variable(cls, v: SecretStr) -> SecretStr:
+        text = v.get_secret_value()
+        if not (text.startswith(("http://", "https://")) or text.startswith("${")):
+            raise ValueError("must be an http(s):// URL or ${ENV_VAR}")       # the value itself is not repeated
+        return v
+
+
 class Site(Strict):
     """A hall: its cameras with their zones, and settings shared by the edge box."""
 
     id: Id
     name: str = Field(min_length=1)
     timezone: str = "UTC"
+    language: Literal["zh", "en"] = Field("en", description="Language of the hub's texts for this hall (alert "
+                                          "suggestions, chat-robot messages); the board switches on its own.")
     detector: DetectorSettings = DetectorSettings()
     smoothing: SmoothingSettings = SmoothingSettings()
     cameras: list[Camera] = Field(min_length=1)
@@ -260,6 +292,9 @@ class Site(Strict):
     access: AccessSettings | None = Field(None, description="Board and API users (hub).")
     floor_plan: FloorPlan | None = Field(None, description="Floor-plan picture for the cameras' floor_points.")
     planning: PlanningSettings = PlanningSettings()
+    board_url: str | None = Field(None, pattern=r"^https?://", description="The board's address as staff reach it "
+                                  "(https://hub.example/): chat-robot messages link there to acknowledge (hub).")
+    notify: list[NotifyTarget] = Field(default_factory=list, description="Where alerts are sent (hub).")
     source_file: Path | None = Field(None, exclude=True)
 
     def camera(self, camera_id: str) -> Camera:

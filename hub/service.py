@@ -1,4 +1,4 @@
-"""The hub service: MQTT in, fusion and rules under one lock, alerts out (MQTT, storage, SSE, webhook).
+"""The hub service: MQTT in, fusion and rules under one lock, alerts out (MQTT, storage, SSE, notify).
 
 One ``Hub`` object serves one or more sites. Every door (MQTT callback thread, HTTP
 requests, the ticker) goes through the same methods under one lock, so state
@@ -41,7 +41,7 @@ class Hub:
     """Fuses occupancy and ticket events of its sites into alerts."""
 
     def __init__(self, sites: list[Site], storage: Storage, clock: Clock | None = None, mqtt_url: str | None = None,
-                 prefix: str = DEFAULT_PREFIX, evaluate_on_message: bool = True, webhook: Any = None,
+                 prefix: str = DEFAULT_PREFIX, evaluate_on_message: bool = True, notify: Any = None,
                  client_id: str | None = None, site_sessions: bool = False):
         """``site_sessions``: one persistent MQTT session per site instead of one clean session for the hub,
         so messages sent while a site changes hands wait in the broker for whichever hub serves it next."""
@@ -51,7 +51,7 @@ class Hub:
         self.mqtt_url = mqtt_url
         self.client_id = client_id
         self.evaluate_on_message = evaluate_on_message
-        self.webhook = webhook
+        self.notify = notify              # hub.notify.Notify: webhook and chat robots, each on its own thread
         self.site_sessions = site_sessions
         self.lock = threading.RLock()
         self.sites = {s.id: SiteState(s) for s in sites}
@@ -401,15 +401,15 @@ class Hub:
 
     # --- outputs -----------------------------------------------------------------------------------
     def _emit(self, alert: Alert, who: str | None) -> None:
-        """Every state change: storage first (a crash after it loses nothing), then MQTT, SSE, webhook."""
+        """Every state change: storage first (a crash after it loses nothing), then MQTT, SSE, notify."""
         self.storage.save_alert(alert, who)
         self.stats[f"alerts_{alert.state}"] += 1
         client = self._sessions.get(alert.site if self.site_sessions else None)
         if client is not None:
             client.publish(alerts_topic(alert.site, alert.id, self.prefix), alert.to_json(), qos=1, retain=True)
         self._broadcast("alert", alert.to_dict())
-        if self.webhook is not None:
-            self.webhook.send(alert.to_dict())
+        if self.notify is not None:
+            self.notify.send(alert)
         for fn in self.alert_listeners:
             fn(alert)
 
@@ -463,7 +463,8 @@ def _run_ticker(hub: Hub, interval: float, stop: threading.Event) -> None:
 @click.option("--mqtt", "mqtt_url", default="mqtt://127.0.0.1:1883", show_default=True)
 @click.option("--db", "db_url", default="sqlite:///hallgrid-hub.db", show_default=True, help="SQLAlchemy URL.")
 @click.option("--http", "http", default="127.0.0.1:8080", show_default=True, help="HOST:PORT of the API.")
-@click.option("--webhook", "webhook_url", help="POST every alert change as JSON to this URL (retried).")
+@click.option("--webhook", "webhook_url", help="POST every alert change as JSON to this URL (retried); chat "
+              "robots (WeCom, DingTalk, Feishu) are set per site in the site file's notify: list.")
 @click.option("--tick", "tick_s", default=1.0, show_default=True, help="Seconds between rule evaluations.")
 @click.option("--prefix", default=DEFAULT_PREFIX, show_default=True, help="MQTT topic prefix.")
 @click.option("--no-auth", "no_auth", is_flag=True, help="Serve the board and API without login (trusted network "
@@ -480,8 +481,8 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     from sqlalchemy.exc import SQLAlchemyError
 
     from hub.cluster.claims import ClaimError, SiteClaims
+    from hub.notify import Notify, NotifyError
     from hub.storage import Storage
-    from hub.webhook import Webhook
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -509,13 +510,17 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     if token:
         click.echo(f"no users configured (site file access:, HALLGRID_USERS, HALLGRID_TOKEN): this run's "
                    f"duty-manager token is {token}")
-    hub = Hub([] if claim else sites, storage, mqtt_url=mqtt_url, prefix=prefix,
-              webhook=Webhook(webhook_url) if webhook_url else None, site_sessions=claim,
-              client_id=f"hallgrid-hub-{'-'.join(s.id for s in sites)}"[:64])
+    try:
+        notify = Notify.for_sites(sites, webhook_url)
+    except NotifyError as exc:
+        raise click.ClickException(str(exc)) from None
+    hub = Hub([] if claim else sites, storage, mqtt_url=mqtt_url, prefix=prefix, notify=notify,
+              site_sessions=claim, client_id=f"hallgrid-hub-{'-'.join(s.id for s in sites)}"[:64])
     try:
         hub.start()
         claims = SiteClaims(hub, sites, db_url, name=f"{socket.gethostname()}:{port}").start() if claim else None
     except (RuntimeError, OSError, ClaimError) as exc:
+        notify.close(timeout=1.0)
         raise click.ClickException(str(exc)) from None
     stop = threading.Event()
     threading.Thread(target=_run_ticker, args=(hub, tick_s, stop), daemon=True, name="hub-ticker").start()
@@ -530,5 +535,4 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
         if claims is not None:
             claims.stop()
         hub.stop()
-        if hub.webhook is not None:
-            hub.webhook.close()
+        notify.close()

@@ -333,8 +333,8 @@ def test_forecast_shortfall_lifecycle_through_mqtt(broker, tmp_path):
         wait_until(lambda: any(a["kind"] == "forecast_shortfall" for a in got), timeout=30, what="alert on MQTT")
         a = next(a for a in got if a["kind"] == "forecast_shortfall")
         assert a["state"] == "open" and a["key"] == "forecast_shortfall:billing"
-        assert a["suggestion"] == "from 09:00 Billing needs 2 counters, 1 open: prepare counter 2"
-        assert a["figures"]["texts"]["zh"] == "09:00起Billing需要2个窗口，现开1个：请准备开启2号窗口"
+        assert a["suggestion"] == "Billing: from 09:00 needs 2 counters, 1 open: prepare counter 2"
+        assert a["texts"]["zh"]["suggestion"] == "Billing：09:00起需要2个窗口，现开1个，请准备开启2号窗口"
         hub.acknowledge(a["id"], "li.duty")
         hub.ingest_ticket("ahead", from_dict({"event": "counter_open", "counter": "2", "ts": iso_ts(clock.now())}, 0))
         clock.advance(60)
@@ -368,8 +368,8 @@ def test_forecast_panel_and_alert_on_the_board(tmp_path, browser):
         billing = next(s for s in api["services"] if s["service"] == "billing")
         assert api["ready"] and len(api["slots"]) == 8 and api["slots"][2]["local"] == "09:00"
         assert billing["needed"][2] == 2 and billing["open"] == ["1"] and billing["forecast"][2] == pytest.approx(3, abs=0.2)   # the 09:00 edge, smoothed
-        for lang, title, text in (("en", "Next two hours", "from 09:00 Billing needs 2 counters"),
-                                  ("zh", "未来两小时", "from 09:00 Billing needs 2 counters")):
+        for lang, title, text in (("en", "Next two hours", "from 09:00 needs 2 counters, 1 open"),
+                                  ("zh", "未来两小时", "09:00起需要2个窗口，现开1个")):
             ctx = browser.new_context(locale="zh-CN" if lang == "zh" else "en-US")
             page = ctx.new_page()
             page.goto(f"http://127.0.0.1:{port}/board")

@@ -13,7 +13,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from hub.alerts import Condition
-from hub.messages import render
+from hub.messages import render_all, suggestion_texts
 
 
 def _owner(st, services: tuple[str, ...]) -> str:
@@ -50,24 +50,20 @@ def forecast_shortfall(st, now: float, only: set[str] | None = None) -> list[Con
             continue
         spare = [c for c in pool.counters if c not in open_now]
         start = datetime.fromtimestamp(la.starts[at], ZoneInfo(st.site.timezone)).strftime("%H:%M")
-        services = ", ".join(names[s] for s in pool.services)
-
-        def text(lang: str) -> str:
-            action = (render("forecast_shortfall.prepare", lang, counter=spare[0]) if spare
-                      else render("forecast_shortfall.call_staff", lang))
-            return render("forecast_shortfall.text", lang, start=start, services=services,
-                          needed=render("unit.counters", lang, n=int(need_row[at])), open=len(open_now),
-                          action=action)
-
+        detail = render_all("forecast_shortfall.detail", start=start, open=len(open_now),
+                            needed=render_all("unit.counters", n=int(need_row[at])))
+        action = (render_all("forecast_shortfall.prepare", counter=spare[0]) if spare
+                  else render_all("forecast_shortfall.call_staff"))
+        texts = suggestion_texts(", ".join(names[s] for s in pool.services), detail, action)
         figures = {"pool": list(pool.services), "slot_start": start, "slot_start_ts": float(la.starts[at]),
                    "needed": int(need_row[at]), "open_counters": open_now,
                    "scheduled": la.scheduled_in(pool.counters, at), "shortfall": worst,
                    "suggested_counter": spare[0] if spare else None,
-                   "forecast_per_h": round(sum(float(la.mean[s][at]) for s in pool.services) * 4, 1),
-                   "texts": {lang: text(lang) for lang in ("zh", "en")}}
+                   "forecast_per_h": round(sum(float(la.mean[s][at]) for s in pool.services) * 4, 1)}
         out.append(Condition(f"forecast_shortfall:{pool.key}", "forecast_shortfall", st.site.id,
-                             _owner(st, pool.services), float(worst), 1.0, 0.0, "warning", text("en"), figures,
-                             r.min_duration_s, r.cooldown_s))
+                             _owner(st, pool.services), float(worst), 1.0, 0.0, "warning",
+                             texts[st.site.language]["suggestion"], figures, r.min_duration_s, r.cooldown_s,
+                             texts=texts, lang=st.site.language))
     return out
 
 
