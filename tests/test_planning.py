@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from sqlalchemy import insert
 
 from calibration.site import SiteError, parse_site
-from conftest import SHARED, free_port
+from conftest import SCREENSHOTS, SHARED, free_port
 from edge.clock import ManualClock
 from edge.contract import iso_ts
 from hub.cli import cli
@@ -370,13 +370,15 @@ def test_forecast_panel_and_alert_on_the_board(tmp_path, browser):
         assert billing["needed"][2] == 2 and billing["open"] == ["1"] and billing["forecast"][2] == pytest.approx(3, abs=0.2)   # the 09:00 edge, smoothed
         for lang, title, text in (("en", "Next two hours", "from 09:00 needs 2 counters, 1 open"),
                                   ("zh", "未来两小时", "09:00起需要2个窗口，现开1个")):
-            ctx = browser.new_context(locale="zh-CN" if lang == "zh" else "en-US")
+            ctx = browser.new_context(locale="zh-CN" if lang == "zh" else "en-US", viewport={"width": 1600, "height": 1000})
             page = ctx.new_page()
             page.goto(f"http://127.0.0.1:{port}/board")
             page.wait_for_selector("#lookahead table", timeout=30000)
             assert page.text_content("#lookahead h2") == title
             assert "2 / 1" in page.text_content("#lookahead")
             page.wait_for_selector(f"text={text}", timeout=30000)
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / f"board-lookahead-{lang}.png"), full_page=True)
             ctx.close()
         review = httpx.get(f"http://127.0.0.1:{port}/board/review", params={"lang": "zh"})
         assert review.status_code == 200 and "预警复盘" in review.text and "forecast_shortfall" in review.text

@@ -25,9 +25,10 @@
       rows.push(`<tr><th></th><td>${esc(L("needed"))} / ${esc(L("open"))}</td>` +
         s.needed.map((n) => `<td class="num${n > s.open.length ? " short" : ""}">${n} / ${s.open.length}</td>`).join("") + "</tr>");
     }
+    const names = Object.fromEntries(data.services.map((s) => [s.service, s.name]));
     for (const p of data.pools) {
       if (p.services.length < 2) continue;
-      rows.push(`<tr class="pool"><th>${esc(p.services.join(", "))}</th><td>${esc(L("needed"))} / ${esc(L("open"))}</td>` +
+      rows.push(`<tr class="pool"><th>${esc(p.services.map((s) => names[s] || s).join(", "))}</th><td>${esc(L("needed"))} / ${esc(L("open"))}</td>` +
         p.needed.map((n, i) => `<td class="num${n > Math.max(p.open.length, p.scheduled[i]) ? " short" : ""}">${n} / ${p.open.length}</td>`).join("") + "</tr>");
     }
     el.innerHTML = `<h2>${esc(L("panel_title"))}</h2><table class="lookahead-table"><thead><tr><th></th><th></th>${head}</tr></thead>` +

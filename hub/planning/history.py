@@ -44,10 +44,8 @@ def local_slots(ts: np.ndarray, tz: ZoneInfo) -> tuple[np.ndarray, np.ndarray]:
 
 
 def slot_start(day: date, slot: int, tz: ZoneInfo) -> float:
-    """Epoch seconds at which ``slot`` of the local ``day`` starts."""
-    if slot >= SLOTS_PER_DAY:
-        return day_start(day + timedelta(days=slot // SLOTS_PER_DAY), tz) + 0.0 if slot % SLOTS_PER_DAY == 0 else \
-            slot_start(day + timedelta(days=slot // SLOTS_PER_DAY), slot % SLOTS_PER_DAY, tz)
+    """Epoch seconds at which ``slot`` of the local ``day`` starts (slot 96 is the next day's first)."""
+    day, slot = day + timedelta(days=slot // SLOTS_PER_DAY), slot % SLOTS_PER_DAY
     return datetime.combine(day, time(slot // 4, (slot % 4) * 15), tz).timestamp()
 
 

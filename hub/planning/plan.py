@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from calibration.site import Site
+from edge.contract import iso_ts
 
 from hub.messages import LANGUAGES, render
 from hub.planning import roster as roster_mod
@@ -64,8 +65,6 @@ def _local(plan: DayPlan, k: int) -> str:
 
 def rows(plan: DayPlan) -> list[dict]:
     """The CSV rows: one per slot and service, then one per slot and pool (service ``*``)."""
-    from edge.contract import iso_ts
-
     la, out = plan.la, []
     for k in plan.slots:
         for p in la.pools:

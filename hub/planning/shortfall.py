@@ -55,7 +55,7 @@ def forecast_shortfall(st, now: float, only: set[str] | None = None) -> list[Con
         action = (render_all("forecast_shortfall.prepare", counter=spare[0]) if spare
                   else render_all("forecast_shortfall.call_staff"))
         texts = suggestion_texts(", ".join(names[s] for s in pool.services), detail, action)
-        figures = {"pool": list(pool.services), "slot_start": start, "slot_start_ts": float(la.starts[at]),
+        figures = {"pool": list(pool.services), "slot_start": start,
                    "needed": int(need_row[at]), "open_counters": open_now,
                    "scheduled": la.scheduled_in(pool.counters, at), "shortfall": worst,
                    "suggested_counter": spare[0] if spare else None,
