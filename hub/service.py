@@ -111,16 +111,17 @@ class Hub:
             # copy-on-write: views iterate these dicts without the lock
             self.sites = {**self.sites, site.id: SiteState(site)}
             self.managers = {**self.managers, site.id: AlertManager(site.rules.escalate_after_s)}
-            self._restore(site.id)
             self.stats["sites_served"] += 1
-        if not self._started:
-            return
         try:
+            with self.lock:
+                self._restore(site.id)
+            if not self._started:
+                return
             if self.site_sessions:
                 self._connect(site.id)
             elif not self._subscribe(self._sessions[None], self.topics([site.id])).wait(10):
                 raise RuntimeError(f"the MQTT broker did not confirm the subscriptions of {site.id}")
-        except RuntimeError:
+        except Exception:        # half served is not served: the caller may hand the site to another hub
             self.release_site(site.id)
             raise
 
@@ -130,8 +131,8 @@ class Hub:
             client = self._sessions.pop(site_id, None) if self.site_sessions else self._sessions.get(None)
         if client is not None and self.site_sessions:
             self._disconnect(client)       # outside the lock: its network thread may be waiting for it
-        elif client is not None:
-            client.unsubscribe(self.topics([site_id]))
+        elif client is not None:           # what arrives until the broker confirms is still handled
+            self._acked(client, client.unsubscribe(self.topics([site_id]))[1]).wait(10)
         with self.lock:
             if site_id not in self.sites:
                 return
@@ -160,7 +161,7 @@ class Hub:
             client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{self.prefix}-site-{site}",
                                  clean_session=False, userdata={"site": site, "ready": ready})
         client.on_connect = self._on_connect
-        client.on_subscribe = self._on_subscribe
+        client.on_subscribe = client.on_unsubscribe = self._on_ack
         client.on_message = self._on_message
         client.max_inflight_messages_set(1000)
         client.reconnect_delay_set(0.2, 5)
@@ -185,9 +186,14 @@ class Hub:
 
     def _subscribe(self, client, topics: list[str], done: threading.Event | None = None) -> threading.Event:
         """Subscribe; the event is set once the broker has the subscriptions (a ticket sent before is lost)."""
+        return self._acked(client, client.subscribe([(t, 1) for t in topics])[1], done)
+
+    def _acked(self, client, mid: int, done: threading.Event | None = None) -> threading.Event:
+        """An event set when the broker acknowledges (un)subscription ``mid``. The answer may come before this
+        runs (the lock cannot be held across paho's call, which takes paho's callback lock): then it waits in
+        ``_early``."""
         done = done or threading.Event()
-        _, mid = client.subscribe([(t, 1) for t in topics])
-        with self._acks_lock:        # (not held across subscribe: paho takes its callback lock inside)
+        with self._acks_lock:
             ok = self._early.pop((client, mid), None)
             if ok is None:
                 self._acks[(client, mid)] = done
@@ -202,10 +208,10 @@ class Hub:
         site = userdata["site"]
         self._subscribe(client, self.topics(None if site is None else [site]), userdata["ready"])
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+    def _on_ack(self, client, userdata, mid, reason_codes, properties) -> None:
         failed = [rc for rc in reason_codes if rc.is_failure]
         if failed:
-            log.error("MQTT subscription refused: %s", failed)
+            log.error("MQTT (un)subscription refused: %s", failed)
         with self._acks_lock:
             done = self._acks.pop((client, mid), None)
             if done is None:
@@ -477,11 +483,11 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     from calibration.site import SiteError, load_site
     from hub.access import AccessError, access_for_hub
     from hub.api import create_app
+    from hub.notify import Notify, NotifyError
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
     from hub.cluster.claims import ClaimError, SiteClaims
-    from hub.notify import Notify, NotifyError
     from hub.storage import Storage
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -514,8 +520,8 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
         notify = Notify.for_sites(sites, webhook_url)
     except NotifyError as exc:
         raise click.ClickException(str(exc)) from None
-    hub = Hub([] if claim else sites, storage, mqtt_url=mqtt_url, prefix=prefix, notify=notify,
-              site_sessions=claim, client_id=f"hallgrid-hub-{'-'.join(s.id for s in sites)}"[:64])
+    hub = Hub([] if claim else sites, storage, mqtt_url=mqtt_url, prefix=prefix, notify=notify, site_sessions=claim,
+              client_id=f"hallgrid-hub-{'-'.join(s.id for s in sites)}"[:64])
     try:
         hub.start()
         claims = SiteClaims(hub, sites, db_url, name=f"{socket.gethostname()}:{port}").start() if claim else None

@@ -80,6 +80,45 @@ def test_claims_share_the_sites_and_a_lost_session_hands_them_over(postgres_url)
     assert all(not c.hub.sites for c in claimers)        # stopping gives every site up
 
 
+def ticket(pub, sid: str, name: str) -> None:
+    pub.publish(tickets_topic(sid), json.dumps({"event": "issued", "ticket": name, "service": "billing"}),
+                qos=1).wait_for_publish(10)
+
+
+@pytest.mark.parametrize("site_sessions", [False, True], ids=["hub-session", "site-sessions"])
+def test_serve_and_release_a_site_at_runtime(broker, db_url, site_sessions):
+    """A hub takes a site on and gives it up while running; with a session per site, what is sent while
+    nobody serves the site waits in the broker and reaches the next to serve it."""
+    hub = Hub([hall_site("hall-1")], Storage(db_url), mqtt_url=broker.url, site_sessions=site_sessions,
+              client_id="runtime-sites-test")
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    try:
+        hub.start()
+        hub.serve_site(hall_site("hall-2"))
+        ticket(pub, "hall-2", "B1")
+        wait_until(lambda: "B1" in hub.sites["hall-2"].book.tickets, what="the new site's ticket")
+        hub.release_site("hall-2")
+        assert sorted(hub.sites) == ["hall-1"]
+        ticket(pub, "hall-2", "B2")            # nobody serves hall-2 now
+        ticket(pub, "hall-1", "A1")
+        wait_until(lambda: "A1" in hub.sites["hall-1"].book.tickets, what="the kept site's ticket")
+        assert hub.stats["mqtt_rejected"] == 0          # no longer subscribed: nothing for hall-2 came
+        hub.serve_site(hall_site("hall-2"))              # B1 comes back from storage
+        assert "B1" in hub.sites["hall-2"].book.tickets
+        if site_sessions:
+            wait_until(lambda: "B2" in hub.sites["hall-2"].book.tickets, what="the ticket kept by the broker")
+        else:
+            time.sleep(0.5)
+            assert "B2" not in hub.sites["hall-2"].book.tickets     # a clean session forgets it
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        hub.stop()
+        hub.storage.close()
+
+
 def start_hub(site_files, broker, db: str, port: int, log) -> subprocess.Popen:
     cmd = [sys.executable, "-c", "from hub.cli import main; main()", "hub", "--no-auth", "--tick", "0.5",
            "--mqtt", broker.url, "--db", db, "--http", f"127.0.0.1:{port}"]

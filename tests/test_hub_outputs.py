@@ -55,7 +55,8 @@ def test_hub_posts_alert_changes_and_a_new_hub_adopts_retained_alerts(db_url, tm
     hook = Webhook("http://receiver/alerts", transport=httpx.MockTransport(
         lambda r: posted.append(r.read()) or httpx.Response(204)))
     clock = ManualClock(T0)
-    a = Hub([hall_site(min_duration_s=0)], Storage(db_url), clock=clock, notify=Notify(everywhere=[hook]),
+    a = Hub([hall_site(min_duration_s=0)], Storage(db_url), clock=clock,
+            notify=Notify(everywhere=[hook]),
             evaluate_on_message=False)
     a.ingest_ticket("hall-1", parse({"event": "issued", "ticket": "A1", "service": "billing"}, T0))
     raised = [x for x in a.tick() if x.key == "long_wait:billing"]
