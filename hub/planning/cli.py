@@ -87,7 +87,11 @@ def eval_forecast_command(logs: tuple[str, ...], site_path: str, score_from: str
         raise click.ClickException(str(exc)) from None
     if not events:
         raise click.ClickException("the logs hold no ticket events")
-    result = evaluate(site, events, first, _duration(horizon), progress=not as_json)
+    horizon_s = _duration(horizon)
+    if horizon_s % 60:
+        raise click.BadParameter(f"{horizon!r}: the hub is replayed minute by minute; give whole minutes",
+                                 param_hint="--horizon")
+    result = evaluate(site, events, first, horizon_s, progress=not as_json)
     rows = result.pop("rows")
     if out:
         write_csv(rows, out)

@@ -67,7 +67,6 @@ class SlotRow:
     forecast: float
     low: float
     high: float
-    mean: float
 
 
 def opening_slots(events: list[TicketEvent], tz: ZoneInfo) -> dict[date, list[int]]:
@@ -122,12 +121,10 @@ def evaluate(site: Site, events: list[TicketEvent], score_from: date, horizon_s:
             wanted.setdefault(slot_start(d, k, tz) - horizon_s, []).append((d, k))
 
     rows: list[SlotRow] = []
-    changes: list[tuple[float, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         clock = ManualClock(events[0].ts)
         storage = Storage(f"sqlite:///{tmp}/eval.db")
         hub = Hub([site], storage, clock=clock, evaluate_on_message=False)    # the rules tick every minute
-        hub.alert_listeners.append(lambda a: changes.append((clock.now(), a)))
         t = (events[0].ts // TICK_S) * TICK_S
         end = events[-1].ts + TICK_S
         i = 0
@@ -148,8 +145,7 @@ def evaluate(site: Site, events: list[TicketEvent], score_from: date, horizon_s:
                         j = la.slot_at(slot_start(d, k, tz))
                         for s in services:
                             rows.append(SlotRow(s, float(la.starts[j]), int(arrivals.day(s, d)[k]),
-                                                float(la.median[s][j]), float(la.low[s][j]), float(la.high[s][j]),
-                                                float(la.mean[s][j])))
+                                                float(la.median[s][j]), float(la.low[s][j]), float(la.high[s][j])))
                 hub.tick(t)
                 t += TICK_S
                 bar.update()
