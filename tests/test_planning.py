@@ -34,7 +34,7 @@ from test_hub_scenario import wait_until
 BANK = SHARED / "queue-data" / "anonymous-bank-1999-02"
 TZ = "Asia/Shanghai"
 SITE_YAML = f"""
-id: ahead
+id: hall-6
 name: Look-ahead hall
 timezone: {TZ}
 cameras:
@@ -75,7 +75,7 @@ def history_rows(days: int = 7, per_slot: int = 4, service_s: float = 180.0) -> 
                 for kind, ts, extra in (("issued", t0, {"service": "billing"}), ("called", t0 + 1, {"counter": "1"}),
                                         ("served", t0 + 1 + service_s, {})):
                     e = from_dict({"event": kind, "ticket": f"A{n:03d}", "ts": iso_ts(ts), **extra}, ts)
-                    rows.append({"site": "ahead", "kind": e.kind, "ticket": e.ticket, "ts": e.ts, "received_at": e.ts,
+                    rows.append({"site": "hall-6", "kind": e.kind, "ticket": e.ticket, "ts": e.ts, "received_at": e.ts,
                                  "event": e.to_dict()})
     return rows
 
@@ -204,9 +204,9 @@ def test_site_roster_is_validated_with_its_line():
 def test_history_queries_and_plan_cli(db_url, tmp_path):
     storage = fill(db_url, history_rows())
     tz = ZoneInfo(TZ)
-    a = read_arrivals(storage, "ahead", tz, local(TODAY - timedelta(days=7), 0), local(TODAY, 0))
+    a = read_arrivals(storage, "hall-6", tz, local(TODAY - timedelta(days=7), 0), local(TODAY, 0))
     assert len(a.days) == 7 and a.day("billing", TODAY - timedelta(days=1))[36:48].tolist() == [4] * 12
-    st = read_stats(storage, "ahead", tz, local(TODAY - timedelta(days=7), 0), local(TODAY, 0), 300)
+    st = read_stats(storage, "hall-6", tz, local(TODAY - timedelta(days=7), 0), local(TODAY, 0), 300)
     assert st.service_time_s["billing"] == pytest.approx(180)
     storage.close()
     site_file = tmp_path / "ahead.yaml"
@@ -241,21 +241,21 @@ def test_review_cli(db_url, tmp_path):
     s = site()
     storage = Storage(db_url)
     hub = Hub([s], storage, clock=clock, evaluate_on_message=False)
-    hub.ingest_ticket("ahead", from_dict({"event": "counter_open", "counter": "1", "ts": iso_ts(clock.now())}, 0))
+    hub.ingest_ticket("hall-6", from_dict({"event": "counter_open", "counter": "1", "ts": iso_ts(clock.now())}, 0))
     for i in range(8):      # a long queue: long_wait raised, acknowledged and resolved by a person
-        hub.ingest_ticket("ahead", from_dict({"event": "issued", "ticket": f"A{i}", "service": "billing",
+        hub.ingest_ticket("hall-6", from_dict({"event": "issued", "ticket": f"A{i}", "service": "billing",
                                               "ts": iso_ts(clock.now())}, 0))
     hub.tick()
-    [a] = [x for x in hub.alerts("ahead") if x.kind == "long_wait"]
+    [a] = [x for x in hub.alerts("hall-6") if x.kind == "long_wait"]
     clock.advance(120)
     hub.acknowledge(a.id, "li.duty")
     clock.advance(480)
     hub.resolve(a.id, "li.duty")
     clock.advance(400)      # after the cooldown the same condition comes back: a recurrence, cleared by itself
     hub.tick()
-    [b] = [x for x in hub.alerts("ahead") if x.kind == "long_wait"]
+    [b] = [x for x in hub.alerts("hall-6") if x.kind == "long_wait"]
     for i in range(8):
-        hub.ingest_ticket("ahead", from_dict({"event": "called", "ticket": f"A{i}", "counter": "1",
+        hub.ingest_ticket("hall-6", from_dict({"event": "called", "ticket": f"A{i}", "counter": "1",
                                               "ts": iso_ts(clock.now() + i)}, 0))
     clock.advance(60)
     hub.tick()
@@ -310,23 +310,23 @@ def shortfall_hub(url: str, mqtt_url: str | None = None) -> tuple[Hub, ManualClo
     clock = ManualClock(local(TODAY, 8, 25))
     hub = Hub([site()], storage, clock=clock, mqtt_url=mqtt_url, evaluate_on_message=False,
               client_id="planning-test-hub")
-    hub.ingest_ticket("ahead", from_dict({"event": "counter_open", "counter": "1", "ts": iso_ts(clock.now())}, 0))
+    hub.ingest_ticket("hall-6", from_dict({"event": "counter_open", "counter": "1", "ts": iso_ts(clock.now())}, 0))
     return hub, clock
 
 
 def test_forecast_shortfall_lifecycle_through_mqtt(broker, tmp_path):
     hub, clock = shortfall_hub(f"sqlite:///{tmp_path / 'hub.db'}", broker.url)
     got: list[dict] = []
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="planning-test-sub")
+    sub = broker.login(mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="planning-test-sub"), "hub")
     sub.on_message = lambda c, u, m: got.append(json.loads(m.payload)) if m.payload else None
     sub.connect("127.0.0.1", broker.port)
-    sub.subscribe("hallgrid/ahead/alerts/+", qos=1)
+    sub.subscribe("hallgrid/hall-6/alerts/+", qos=1)
     sub.loop_start()
     hub.start()
     try:
         hub.forecaster.refresh()
         hub.tick()                       # 08:25: 09:00 is 35 min ahead, beyond the 30-min lead
-        assert not [a for a in hub.alerts("ahead") if a.kind == "forecast_shortfall"]
+        assert not [a for a in hub.alerts("hall-6") if a.kind == "forecast_shortfall"]
         clock.advance(300)
         hub.forecaster.refresh()
         hub.tick()                       # 08:30: the 09:00 slot needs 2 billing counters, 1 is open
@@ -336,7 +336,7 @@ def test_forecast_shortfall_lifecycle_through_mqtt(broker, tmp_path):
         assert a["suggestion"] == "Billing: from 09:00 needs 2 counters, 1 open: prepare counter 2"
         assert a["texts"]["zh"]["suggestion"] == "Billing：09:00起需要2个窗口，现开1个，请准备开启2号窗口"
         hub.acknowledge(a["id"], "li.duty")
-        hub.ingest_ticket("ahead", from_dict({"event": "counter_open", "counter": "2", "ts": iso_ts(clock.now())}, 0))
+        hub.ingest_ticket("hall-6", from_dict({"event": "counter_open", "counter": "2", "ts": iso_ts(clock.now())}, 0))
         clock.advance(60)
         hub.tick()                       # counter 2 opened: resolved by the condition clearing
         wait_until(lambda: any(x["id"] == a["id"] and x["state"] == "resolved" for x in got), timeout=30,
@@ -364,7 +364,7 @@ def test_forecast_panel_and_alert_on_the_board(tmp_path, browser):
     try:
         import httpx
 
-        api = httpx.get(f"http://127.0.0.1:{port}/api/sites/ahead/lookahead").json()
+        api = httpx.get(f"http://127.0.0.1:{port}/api/sites/hall-6/lookahead").json()
         billing = next(s for s in api["services"] if s["service"] == "billing")
         assert api["ready"] and len(api["slots"]) == 8 and api["slots"][2]["local"] == "09:00"
         assert billing["needed"][2] == 2 and billing["open"] == ["1"] and billing["forecast"][2] == pytest.approx(3, abs=0.2)   # the 09:00 edge, smoothed
@@ -394,10 +394,10 @@ def test_background_refresh(tmp_path):
     hub.forecaster.interval_s = 0.05
     hub.forecaster.start()
     try:
-        wait_until(lambda: hub.sites["ahead"].lookahead is not None, timeout=60, what="background refresh")
-        made = hub.sites["ahead"].lookahead.made_at
+        wait_until(lambda: hub.sites["hall-6"].lookahead is not None, timeout=60, what="background refresh")
+        made = hub.sites["hall-6"].lookahead.made_at
         clock.advance(60)
-        wait_until(lambda: hub.sites["ahead"].lookahead.made_at > made, timeout=60, what="a second refresh")
+        wait_until(lambda: hub.sites["hall-6"].lookahead.made_at > made, timeout=60, what="a second refresh")
     finally:
         hub.forecaster.stop()
         hub.forecaster._thread.join(timeout=10)
