@@ -27,7 +27,8 @@ def _owner(st, services: tuple[str, ...]) -> str:
 
 def forecast_shortfall(st, now: float, only: set[str] | None = None) -> list[Condition]:
     """Per pool: the largest shortfall (needed - max(open now, scheduled)) over the slots from now to
-    ``forecast_lead_s`` ahead; raised at one counter short, cleared at none."""
+    ``forecast_lead_s`` ahead; raised at one counter short, cleared at none. The words name the first
+    slot that is short ("from 10:30")."""
     la = st.lookahead
     if only is not None or la is None:        # the periodic tick evaluates it; a zone message changes nothing
         return []
@@ -41,29 +42,29 @@ def forecast_shortfall(st, now: float, only: set[str] | None = None) -> list[Con
         if need_row is None:
             continue
         open_now = sorted(c for c, svcs in st.book.open_counters.items() if set(svcs) & set(pool.services))
-        worst, at = None, first
-        for k in range(first, last + 1):
-            short = int(need_row[k]) - max(len(open_now), len(la.scheduled_in(pool.counters, k)))
-            if worst is None or short > worst:
-                worst, at = short, k
-        if worst is None:
-            continue
+        shorts = [int(need_row[k]) - max(len(open_now), len(la.scheduled_in(pool.counters, k)))
+                  for k in range(first, last + 1)]
+        worst = max(shorts)
+        at = first + next((i for i, v in enumerate(shorts) if v > 0), shorts.index(worst))   # the first short slot
+        texts: dict = {}
         spare = [c for c in pool.counters if c not in open_now]
-        start = datetime.fromtimestamp(la.starts[at], ZoneInfo(st.site.timezone)).strftime("%H:%M")
-        detail = render_all("forecast_shortfall.detail", start=start, open=len(open_now),
-                            needed=render_all("unit.counters", n=int(need_row[at])))
-        action = (render_all("forecast_shortfall.prepare", counter=spare[0]) if spare
-                  else render_all("forecast_shortfall.call_staff"))
-        texts = suggestion_texts(", ".join(names[s] for s in pool.services), detail, action)
-        figures = {"pool": list(pool.services), "slot_start": start,
+        if worst > 0:        # words only when an alert may need them (most pools are fine at most ticks)
+            start = datetime.fromtimestamp(la.starts[at], ZoneInfo(st.site.timezone)).strftime("%H:%M")
+            detail = render_all("forecast_shortfall.detail", start=start, open=len(open_now),
+                                needed=render_all("unit.counters", n=int(need_row[at])))
+            action = (render_all("forecast_shortfall.prepare", counter=spare[0]) if spare
+                      else render_all("forecast_shortfall.call_staff"))
+            texts = suggestion_texts(", ".join(names[s] for s in pool.services), detail, action)
+        figures = {"pool": list(pool.services),
+                   "slot_start": datetime.fromtimestamp(la.starts[at], ZoneInfo(st.site.timezone)).strftime("%H:%M"),
                    "needed": int(need_row[at]), "open_counters": open_now,
                    "scheduled": la.scheduled_in(pool.counters, at), "shortfall": worst,
                    "suggested_counter": spare[0] if spare else None,
                    "forecast_per_h": round(sum(float(la.mean[s][at]) for s in pool.services) * 4, 1)}
         out.append(Condition(f"forecast_shortfall:{pool.key}", "forecast_shortfall", st.site.id,
                              _owner(st, pool.services), float(worst), 1.0, 0.0, "warning",
-                             texts[st.site.language]["suggestion"], figures, r.min_duration_s, r.cooldown_s,
-                             texts=texts, lang=st.site.language))
+                             texts[st.site.language]["suggestion"] if texts else "", figures, r.min_duration_s,
+                             r.cooldown_s, texts=texts, lang=st.site.language))
     return out
 
 
