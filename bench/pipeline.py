@@ -71,7 +71,7 @@ def main(model: str, frames: int, repeats: int, site_path: str, threads: int) ->
     shape = blobs[0].shape[2:]  # the input the detector chose for this frame size (YOLOX: not always square)
     default_session = (ort.InferenceSession(str(detector.model.path), providers=["CPUExecutionProvider"])
                        if shape == (detector.size, detector.size)
-                       else yolox_variant(detector.model.path, *shape, ort.SessionOptions()))
+                       else yolox_variant(detector.model.path, *shape, ort.SessionOptions(), batch=1))
 
     def bare_default_options() -> None:
         for blob in blobs:

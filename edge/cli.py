@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -178,16 +180,19 @@ def default_outbox(site_id: str) -> Path:
               help="Seconds without frames before a camera is reported camera_lost.")
 @click.option("--discovery/--no-discovery", default=False, show_default=True,
               help="Announce zones to Home Assistant (MQTT discovery).")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1), envvar="HALLGRID_WORKERS",
-              help="Detector threads taking frames round-robin (each uses --threads cores).")
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(0), envvar="HALLGRID_WORKERS",
+              help="Detector threads taking frames round-robin (0: one per core; each run uses --threads).")
+@click.option("--batch", default=8, show_default=True, type=click.IntRange(1),
+              help="Most frames of different cameras detected in one model run (1: one at a time).")
 @log_options()
 @detector_options
 def edge_cmd(site_path, camera_ids, broker, outbox_path, outbox_max, metrics_port, metrics_addr, prefix, heartbeat,
-             stall_s, discovery, workers, log_level, log_format, model, model_dir, confidence, threads):
+             stall_s, discovery, workers, batch, log_level, log_format, model, model_dir, confidence, threads):
     """Serve a site's cameras: count people per zone and publish occupancy over MQTT until stopped."""
     import signal
 
     from edge.service import EdgeConfig, EdgeService
+    from edge.workers import plan_workers
     from edge.sources import classify
 
     setup_logging(log_level, log_format)
@@ -198,12 +203,14 @@ def edge_cmd(site_path, camera_ids, broker, outbox_path, outbox_max, metrics_por
             classify(site.resolve_source(cam), cam.loop)
         except ValueError as exc:
             raise SiteError([f"camera {cam.id}: {exc}"]) from None
+    detector = detector_config(site, model, confidence, threads, model_dir)
+    workers, per_run = plan_workers(workers, detector.threads, len(os.sched_getaffinity(0)))
     config = EdgeConfig(site=site, cameras=cameras, broker=broker,
-                        detector=detector_config(site, model, confidence, threads, model_dir),
+                        detector=dataclasses.replace(detector, threads=per_run),
                         outbox_path=Path(outbox_path) if outbox_path else default_outbox(site.id),
                         prefix=prefix, heartbeat_s=heartbeat, outbox_max_rows=outbox_max,
-                        discovery=discovery, stall_s=stall_s, workers=workers, metrics_port=metrics_port,
-                        metrics_addr=metrics_addr)
+                        discovery=discovery, stall_s=stall_s, workers=workers, batch=batch,
+                        metrics_port=metrics_port, metrics_addr=metrics_addr)
     service = EdgeService(config)
     signal.signal(signal.SIGTERM, lambda *_: service.request_stop())
     try:

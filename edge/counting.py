@@ -50,3 +50,9 @@ class CameraCounter:
     def process(self, frame: np.ndarray, ts: float) -> ZoneCounts:
         h, w = frame.shape[:2]
         return self.count(self.detect(frame), w, h, ts)
+
+
+def detect_many(counters: list[CameraCounter], frames: list[np.ndarray]) -> list[Detections]:
+    """People in one frame of each camera, each with its camera's settings, batched into one model run
+    per input shape (the counters share one detector)."""
+    return counters[0].detector.detect_many(frames, [c.detect_options for c in counters])

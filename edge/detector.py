@@ -44,6 +44,7 @@ class DetectorConfig:
     confidence: float = 0.45
     iou: float = 0.45
     threads: int = 0  # 0: onnxruntime's default (all cores it is given)
+    spin: bool = True  # onnxruntime's threads spin during a run and sleep after it (see Detector._options)
     fit_aspect: bool = True  # YOLOX: feed a 16:9 frame as 320x192, not padded to 320x320 (35 % less work)
 
 
@@ -58,6 +59,8 @@ class Letterbox:
     height: int
     input_height: int
     input_width: int
+    content_width: int  # the frame's size once scaled, before padding
+    content_height: int
 
 
 def _yolox_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -75,15 +78,22 @@ def _round_up(n: int, multiple: int = max(YOLOX_STRIDES)) -> int:
     return -(-n // multiple) * multiple
 
 
-def yolox_variant(path: Path, height: int, width: int, options: ort.SessionOptions) -> ort.InferenceSession:
-    """A session of the YOLOX model at ``path`` declared with another input size, checked by one run."""
-    session = ort.InferenceSession(yolox.resized(path, height, width).SerializeToString(), options,
+def yolox_variant(path: Path, height: int, width: int, options: ort.SessionOptions,
+                  batch: int | None = None) -> ort.InferenceSession:
+    """A session of the YOLOX model at ``path`` declared with another input size, checked by one run.
+
+    ``batch=None`` (the default) declares a symbolic batch, checked with two frames,
+    so that the frames several cameras have due go through one ``session.run``.
+    The source is the registry's file, verified against its sha256 when it resolved.
+    """
+    session = ort.InferenceSession(yolox.resized(path, height, width, batch).SerializeToString(), options,
                                    providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    out = session.run(None, {name: np.zeros((1, 3, height, width), np.float32)})[0]
-    if out.shape[1] != yolox.anchors(height, width):
-        raise ModelError(f"variant {height}x{width} gives {out.shape[1]} anchors, expected "
-                         f"{yolox.anchors(height, width)}")
+    n = 2 if batch is None else batch
+    out = session.run(None, {name: np.zeros((n, 3, height, width), np.float32)})[0]
+    if out.shape[:2] != (n, yolox.anchors(height, width)):
+        raise ModelError(f"variant {n}x{height}x{width} gives output {out.shape}, expected "
+                         f"({n}, {yolox.anchors(height, width)}, ...)")
     return session
 
 
@@ -115,7 +125,7 @@ class Detector:
     def __init__(self, config: DetectorConfig = DetectorConfig()):
         self.config = config
         self.model = resolve_model(config.model, config.model_dir)
-        self.session = self._open(self.model.path, config.threads)
+        self.session = self._open(self.model.path, config)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         meta = dict(self.session.get_modelmeta().custom_metadata_map or {})
@@ -123,24 +133,48 @@ class Detector:
         self.family = recognise_family(self.session.get_outputs()[0].shape, self.size, meta)
         # YOLOX per input shape: (session, grid, strides); made once per frame size (see _yolox_shape)
         self._yolox: dict[tuple[int, int], tuple[ort.InferenceSession, np.ndarray, np.ndarray]] = {}
+        self._batched: set[tuple[int, int]] = set()  # input shapes whose session takes any batch
         if self.family is Family.YOLOX:
             self._yolox[(self.size, self.size)] = (self.session, *_yolox_grid(self.size, self.size))
+            self._add_shape(self.size, self.size)
         self._fit_aspect = config.fit_aspect and self.family is Family.YOLOX
         self._shape_lock = threading.Lock()
 
+    def _add_shape(self, height: int, width: int) -> bool:
+        """Serve the YOLOX input ``height`` x ``width``: with a session of symbolic batch, or of one frame
+        where the graph fixes its batch inside; False if the graph refuses this input size."""
+        options = self._options(self.config)
+        try:
+            session = yolox_variant(self.model.path, height, width, options)
+            self._batched.add((height, width))
+        except Exception as exc:
+            log.info("model %s runs one frame at a time at %dx%d (%s)", self.name, width, height,
+                     str(exc).splitlines()[0][:200])
+            try:
+                session = yolox_variant(self.model.path, height, width, options, batch=1)
+            except Exception:
+                return False
+        self._yolox[(height, width)] = (session, *_yolox_grid(height, width))
+        return True
+
     @staticmethod
-    def _options(threads: int) -> ort.SessionOptions:
+    def _options(config: DetectorConfig) -> ort.SessionOptions:
+        """Session options: with ``spin`` the intra-op threads spin while a run has work for them (what
+        makes onnxruntime's default fast) and stop spinning when the run ends
+        (``session.force_spinning_stop``), so an idle detector leaves the cores to the camera readers."""
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = config.threads
         options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if config.spin else "0")
+        if config.spin:
+            options.add_session_config_entry("session.force_spinning_stop", "1")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         return options
 
     @classmethod
-    def _open(cls, path: Path, threads: int) -> ort.InferenceSession:
+    def _open(cls, path: Path, config: DetectorConfig) -> ort.InferenceSession:
         try:
-            return ort.InferenceSession(str(path), cls._options(threads), providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(str(path), cls._options(config), providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises several unrelated types for a bad file
             raise ModelError(f"model file {path} cannot be loaded by onnxruntime (corrupt, truncated or "
                              f"not an ONNX model): {str(exc).splitlines()[0][:200]}") from exc
@@ -170,22 +204,25 @@ class Detector:
         shape = (_round_up(content_h), _round_up(content_w))
         if shape not in self._yolox:
             with self._shape_lock:
-                if shape not in self._yolox:
-                    try:
-                        session = yolox_variant(self.model.path, *shape, self._options(self.config.threads))
-                        self._yolox[shape] = (session, *_yolox_grid(*shape))
-                    except Exception as exc:  # any failure means: this graph has fixed shapes inside
-                        self._fit_aspect = False
-                        log.info("model %s keeps its square input (%s)", self.name, str(exc).splitlines()[0])
-                        return self.size, self.size
+                if shape not in self._yolox and not self._add_shape(*shape):
+                    self._fit_aspect = False  # this graph has fixed shapes inside
+                    log.info("model %s keeps its square input", self.name)
+                    return self.size, self.size
         return shape
 
     def preprocess(self, frame: np.ndarray, input_size: int | None = None) -> tuple[np.ndarray, Letterbox]:
-        """Letterbox a BGR frame into the model's NCHW float32 input.
+        """Letterbox a BGR frame into the model's NCHW float32 input (a batch of one).
 
         ``input_size`` (YOLOX only) is the long side of the input instead of the model's own size:
         a frame scaled up so that small, distant people cover enough of the finest grid.
         """
+        box = self.letterbox(frame, input_size)
+        blob = np.empty((1, 3, box.input_height, box.input_width), np.float32)
+        self.fill(frame, box, blob[0])
+        return blob, box
+
+    def letterbox(self, frame: np.ndarray, input_size: int | None = None) -> Letterbox:
+        """Where ``frame`` goes in the model input (scale, padding, input shape); see ``preprocess``."""
         h, w = frame.shape[:2]
         s = self.size
         if input_size is not None and input_size != s:
@@ -206,19 +243,28 @@ class Detector:
             dw, dh = (s - nw) / 2, (s - nh) / 2
             top, left = round(dh - 0.1), round(dw - 0.1)
             in_h, in_w = s, s
-        resized = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nw, nh) != (w, h) else frame
-        padded = np.full((in_h, in_w, 3), 114, np.uint8)
+        return Letterbox(r, left, top, w, h, in_h, in_w, nw, nh)
+
+    def fill(self, frame: np.ndarray, box: Letterbox, out: np.ndarray) -> None:
+        """Write ``frame`` letterboxed by ``box`` into ``out`` (3 x input_height x input_width float32)."""
+        nw, nh = box.content_width, box.content_height
+        top, left = int(box.pad_y), int(box.pad_x)
+        resized = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR) \
+            if (nw, nh) != (box.width, box.height) else frame
+        padded = np.full((box.input_height, box.input_width, 3), 114, np.uint8)
         padded[top:top + nh, left:left + nw] = resized
-        blob = np.empty((1, 3, in_h, in_w), np.float32)
         if self.family is Family.YOLOX:  # BGR, 0..255
-            np.copyto(blob[0], padded.transpose(2, 0, 1))
+            np.copyto(out, padded.transpose(2, 0, 1))
         else:  # RGB, 0..1
-            np.multiply(padded[:, :, ::-1].transpose(2, 0, 1), np.float32(1 / 255), out=blob[0])
-        return blob, Letterbox(r, left, top, w, h, in_h, in_w)
+            np.multiply(padded[:, :, ::-1].transpose(2, 0, 1), np.float32(1 / 255), out=out)
 
     def infer(self, blob: np.ndarray) -> np.ndarray:
-        session = self._yolox[blob.shape[2:]][0] if self.family is Family.YOLOX else self.session
-        return session.run(None, {self.input_name: blob})[0]
+        """Model output for an N x 3 x H x W blob: one run where the session takes a batch, else one per frame."""
+        shape = blob.shape[2:]
+        session = self._yolox[shape][0] if self.family is Family.YOLOX else self.session
+        if len(blob) == 1 or shape in self._batched:
+            return session.run(None, {self.input_name: blob})[0]
+        return np.concatenate([session.run(None, {self.input_name: blob[i:i + 1]})[0] for i in range(len(blob))])
 
     def postprocess(self, output: np.ndarray, box: Letterbox, confidence: float | None = None,
                     iou: float | None = None) -> Detections:
@@ -258,3 +304,26 @@ class Detector:
         """People in ``frame``; the keyword settings (a camera's, see CameraDetector) override the config."""
         blob, box = self.preprocess(frame, input_size)
         return self.postprocess(self.infer(blob), box, confidence, iou)
+
+    def detect_many(self, frames: list[np.ndarray], settings: list[dict] | None = None) -> list[Detections]:
+        """People in several frames (one camera's each), with one ``session.run`` per input shape.
+
+        ``settings`` are the cameras' keyword settings, one dict per frame (see ``__call__``); the
+        detections are those ``__call__`` gives frame by frame: batching changes how often the model
+        is called, not what it sees.
+        """
+        settings = settings or [{} for _ in frames]
+        boxes = [self.letterbox(f, s.get("input_size")) for f, s in zip(frames, settings)]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, box in enumerate(boxes):
+            groups.setdefault((box.input_height, box.input_width), []).append(i)
+        found: list[Detections] = [Detections()] * len(frames)
+        for (in_h, in_w), members in groups.items():
+            blob = np.empty((len(members), 3, in_h, in_w), np.float32)
+            for row, i in enumerate(members):
+                self.fill(frames[i], boxes[i], blob[row])
+            output = self.infer(blob)
+            for row, i in enumerate(members):
+                found[i] = self.postprocess(output[row:row + 1], boxes[i], settings[i].get("confidence"),
+                                            settings[i].get("iou"))
+        return found

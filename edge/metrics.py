@@ -36,6 +36,10 @@ class EdgeMetrics:
         self.dropped_frames = Counter("hallgrid_frames_dropped_total",
                                       "Frames due for detection but replaced by a newer one before the "
                                       "detector was free (the box is overloaded)", ["camera"], registry=r)
+        self.stale_frames = Counter("hallgrid_frames_stale_total",
+                                    "Frames due for detection but not counted because the reader was more than "
+                                    "a second behind its source (decoding too slow for the stream)", ["camera"],
+                                    registry=r)
         self.source_reconnects = Counter("hallgrid_source_reconnects_total", "Camera source (re)open attempts "
                                          "after a loss", ["camera"], registry=r)
         self.camera_up = Gauge("hallgrid_camera_up", "1 while the camera delivers frames", ["camera"], registry=r)

@@ -2,9 +2,10 @@
 
 Detection is the scarce resource on a small box, so cameras do not each own a
 detector: each camera leaves its newest due frame in a slot, and the detector
-worker(s) serve the slots round-robin. A camera that produces frames faster
-than its share overwrites its own slot (counted as dropped frames) and cannot
-starve the others. onnxruntime uses the cores the process is given.
+workers take the waiting frames of several cameras round-robin into one batched
+``session.run`` (``edge.workers``). A camera that produces frames faster than
+its share overwrites its own slot (counted as dropped frames) and cannot starve
+the others. onnxruntime uses the cores the process is given.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +23,8 @@ from calibration.site import Camera, Site
 from edge.clock import Clock, SystemClock
 from edge.contract import (DEFAULT_PREFIX, MAX_DETAIL, CameraState, StatusMessage, iso_ts, occupancy_topic,
                            status_topic)
-from edge.counting import CameraCounter
+from edge.counting import CameraCounter, detect_many
+from edge.detections import Detections
 from edge.detector import Detector, DetectorConfig
 from edge.discovery import discovery_messages
 from edge.metrics import EdgeMetrics
@@ -33,6 +34,7 @@ from edge.outbox import Outbox
 from edge.publisher import CameraLink
 from edge.redact import redact
 from edge.sources import CameraReader, classify
+from edge.workers import FrameSlots, Item
 
 log = logging.getLogger(__name__)
 
@@ -52,77 +54,9 @@ class EdgeConfig:
     discovery: bool = False
     stall_s: float = 3.0
     workers: int = 1
+    batch: int = 8  # frames of different cameras per session.run (1: one at a time)
     metrics_port: int | None = None
     metrics_addr: str = "127.0.0.1"   # loopback unless the operator opens it: the counts are the hall's business
-
-
-class FrameSlots:
-    """Newest due frame per camera; taken round-robin so that every camera gets its turn at the detector.
-
-    A camera whose frame is being processed is busy: ``take`` skips it until
-    ``done(camera)``, so that with several workers one camera's frames are still
-    processed one at a time and in order (its smoother, schedule and rate are
-    not thread-safe, and an older count must not be stored after a newer one).
-    """
-
-    def __init__(self, cameras: list[str], on_drop):
-        self._order = list(cameras)
-        self._slots: dict[str, tuple[np.ndarray, float] | None] = {c: None for c in cameras}
-        self._busy: set[str] = set()
-        self._cond = threading.Condition()
-        self._next = 0
-        self._on_drop = on_drop
-        self.closed = False
-
-    def put(self, camera: str, frame: np.ndarray, ts: float) -> None:
-        with self._cond:
-            if self._slots[camera] is not None:
-                self._on_drop(camera)
-            self._slots[camera] = (frame, ts)
-            self._cond.notify()
-
-    def take(self, timeout: float = 0.5) -> tuple[str, np.ndarray, float] | None:
-        """The next waiting frame of a camera not being processed; the caller must call ``done`` after it."""
-        with self._cond:
-            end = time.monotonic() + timeout
-            while not self.closed:
-                for i in range(len(self._order)):
-                    cam = self._order[(self._next + i) % len(self._order)]
-                    item = self._slots[cam]
-                    if item is not None and cam not in self._busy:
-                        self._slots[cam] = None
-                        self._busy.add(cam)
-                        self._next = (self._next + i + 1) % len(self._order)
-                        return cam, item[0], item[1]
-                left = end - time.monotonic()
-                if left <= 0 or not self._cond.wait(left):
-                    return None
-            return None
-
-    def done(self, camera: str) -> None:
-        """The frame ``take`` gave for ``camera`` is processed: its next frame may be taken."""
-        with self._cond:
-            self._busy.discard(camera)
-            if self._slots[camera] is not None:
-                self._cond.notify()
-
-    def serve(self, process: Callable[[str, np.ndarray, float], None], stop: threading.Event,
-              timeout: float = 0.5) -> None:
-        """A detector worker: take frames in turn and ``process`` them until ``stop``, releasing each camera."""
-        while not stop.is_set():
-            item = self.take(timeout)
-            if item is None:
-                continue
-            cam = item[0]
-            try:
-                process(*item)
-            finally:
-                self.done(cam)
-
-    def close(self) -> None:
-        with self._cond:
-            self.closed = True
-            self._cond.notify_all()
 
 
 @dataclass
@@ -163,6 +97,7 @@ class EdgeService:
             reader = CameraReader(cam.id, spec, cam.detect_fps, self.clock,
                                   on_frame=lambda f, ts, c=cam.id: self.slots.put(c, f, ts),
                                   on_reconnect=lambda c=cam.id: self.metrics.source_reconnects.labels(c).inc(),
+                                  on_stale=lambda c=cam.id: self.metrics.stale_frames.labels(c).inc(),
                                   stall_s=config.stall_s)
             link = CameraLink(config.broker, f"hallgrid-{self.site.id}-{cam.id}", cam.id,
                               status_topic(self.site.id, cam.id, config.prefix),
@@ -230,7 +165,31 @@ class EdgeService:
     # detection
 
     def _detect_loop(self) -> None:
-        self.slots.serve(self._process_safely, self._stop)
+        self.slots.serve(self._process_batch, self._stop, self.config.batch)
+
+    def _process_batch(self, items: list[Item]) -> None:
+        """Detect in all frames with one run, then count and publish each; a failed batch is redone
+        frame by frame, so that one bad frame costs only its own camera."""
+        if len(items) == 1:
+            self._process_safely(*items[0])
+            return
+        rts = [self.cameras[cam] for cam, _, _ in items]
+        started = time.perf_counter()
+        try:
+            found = detect_many([rt.counter for rt in rts], [frame for _, frame, _ in items])
+        except Exception:
+            log.warning("a batch of %d frames failed; detecting them one at a time", len(items), exc_info=True)
+            for item in items:
+                self._process_safely(*item)
+            return
+        elapsed = time.perf_counter() - started
+        for rt, (cam, frame, ts), detections in zip(rts, items, found):
+            self.metrics.inference.labels(cam).observe(elapsed)
+            try:
+                self._publish(rt, frame, detections, ts)
+            except Exception:
+                log.exception("camera %s: frame failed", cam)
+                self.metrics.bad_frames.labels(cam).inc()
 
     def _process_safely(self, cam: str, frame: np.ndarray, ts: float) -> None:
         try:
@@ -243,6 +202,10 @@ class EdgeService:
         started = time.perf_counter()
         detections = rt.counter.detect(frame)
         self.metrics.inference.labels(rt.camera.id).observe(time.perf_counter() - started)
+        self._publish(rt, frame, detections, ts)
+
+    def _publish(self, rt: CameraRuntime, frame: np.ndarray, detections: Detections, ts: float) -> None:
+        """Count one camera's detections per zone and queue the zones that are due for the broker."""
         self.metrics.frames.labels(rt.camera.id).inc()
         h, w = frame.shape[:2]
         result = rt.counter.count(detections, w, h, ts)

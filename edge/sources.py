@@ -7,11 +7,17 @@ and hands them on. A source that fails to open, errors or ends is closed and
 reopened with exponential backoff; a stalled one is noticed by the age of its
 last frame, so a silent camera becomes ``camera_lost`` within seconds while the
 other cameras carry on.
+
+A reader that falls behind its source (a decoder slower than the stream, a box
+over capacity) drops the frames that are older than ``max_lag_s`` instead of
+counting them: how far behind it is comes from the frame's own timestamp
+against the wall clock, and it catches up with ``grab`` alone.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,8 +61,20 @@ def classify(source: str, loop: bool = False) -> SourceSpec:
     return SourceSpec(source.removeprefix("file://"), SourceKind.FILE, loop)
 
 
+# FFmpeg options for network streams (OpenCV reads them from this variable when it opens a capture).
+# RTSP over TCP: a loaded box loses no packets (no smeared frames); a short probe: FFmpeg's default probe
+# reads ~2.5 s of stream before the first frame, frames that would all be stale (0.5 s with these). Not
+# ``fflags;nobuffer``: the variable reaches file opens too, and with it a file loses its first frame.
+FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+STREAM_FFMPEG_OPTIONS = "rtsp_transport;tcp|analyzeduration;500000|probesize;500000"
+
+
 def open_capture(spec: SourceSpec, timeout_s: float = 5.0) -> cv2.VideoCapture:
     """Open a source, with open and read timeouts for network streams so that a dead camera cannot hang us.
+
+    Streams are opened with ``STREAM_FFMPEG_OPTIONS`` unless the user set ``OPENCV_FFMPEG_CAPTURE_OPTIONS``.
+    The variable is process-wide and stays set (setting it around each open would need a lock that makes
+    every camera wait for a dead one's open timeout); files read with them give the same frames (tested).
 
     OpenCV's own log prints a stream's URL, password included, to stderr when it cannot open it; for a
     source with credentials it is silenced (for the process: its level is global), and our own messages,
@@ -65,6 +83,7 @@ def open_capture(spec: SourceSpec, timeout_s: float = 5.0) -> cv2.VideoCapture:
     if spec.kind is SourceKind.USB:
         cap = cv2.VideoCapture(int(spec.url))
     elif spec.kind is SourceKind.STREAM:
+        os.environ.setdefault(FFMPEG_OPTIONS_ENV, STREAM_FFMPEG_OPTIONS)
         if redact(spec.url) != spec.url:
             cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
         ms = int(timeout_s * 1000)
@@ -90,11 +109,15 @@ class ReaderHealth:
 
 
 class CameraReader:
-    """Reads one camera in its own thread and calls ``on_frame(frame, ts)`` at ``detect_fps``."""
+    """Reads one camera in its own thread and calls ``on_frame(frame, ts)`` at ``detect_fps``.
+
+    A due frame more than ``max_lag_s`` behind the source is not handed on (``on_stale()`` instead).
+    """
 
     def __init__(self, camera_id: str, spec: SourceSpec, detect_fps: float, clock: Clock,
                  on_frame: Callable[[np.ndarray, float], None], on_reconnect: Callable[[], None] = lambda: None,
-                 stall_s: float = 3.0, backoff_s: tuple[float, float] = (0.5, 5.0)):
+                 stall_s: float = 3.0, backoff_s: tuple[float, float] = (0.5, 5.0), max_lag_s: float = 1.0,
+                 on_stale: Callable[[], None] = lambda: None):
         self.camera_id = camera_id
         self.spec = spec
         self.period = 1.0 / detect_fps
@@ -103,6 +126,9 @@ class CameraReader:
         self.on_reconnect = on_reconnect
         self.stall_s = stall_s
         self.backoff_s = backoff_s
+        self.max_lag_s = max_lag_s
+        self.on_stale = on_stale
+        self._ahead = float("inf")  # the smallest (wall - media time) of this stream session
         self.health = ReaderHealth()
         self._session_frames = 0  # frames grabbed since the source was last opened
         self._stop = threading.Event()
@@ -160,6 +186,22 @@ class CameraReader:
             log.warning("camera %s: source lost: %s", self.camera_id, why)
         self.health.connected, self.health.detail = False, why
 
+    def _lag(self, cap: cv2.VideoCapture, now: float, due_at: float | None) -> float:
+        """Seconds this frame is behind its source: a file's against its own pacing (``due_at``), a
+        stream's media time against the wall clock, from the moment reading was freshest (the smallest
+        wall - media time seen). A source without media times (USB, some MJPEG) is never behind; a jump
+        of its media time back (a camera restarting its clock) starts the measure again."""
+        if due_at is not None:
+            return now - due_at
+        media = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000
+        if self.spec.kind is not SourceKind.STREAM or media <= 0:
+            return 0.0
+        offset = now - media
+        if offset - self._ahead > 30 * self.max_lag_s:
+            self._ahead = offset  # a discontinuity, not a reader 30 s late
+        self._ahead = min(self._ahead, offset)
+        return offset - self._ahead
+
     def _read(self, cap: cv2.VideoCapture) -> str:
         """Read until the source ends or fails; returns why ('looped' when a looped file restarts)."""
         is_file = self.spec.kind is SourceKind.FILE
@@ -168,6 +210,7 @@ class CameraReader:
         start = self.clock.monotonic()
         next_detect = start
         n = 0
+        self._ahead = float("inf")
         while not self._stop.is_set():
             if frame_period:  # play a file at footage speed, as a camera would deliver it
                 wait = start + n * frame_period - self.clock.monotonic()
@@ -181,7 +224,10 @@ class CameraReader:
             self._session_frames = n
             now = self.clock.monotonic()
             self.health.last_frame = now
-            if now + 1e-3 >= next_detect:
+            lag = self._lag(cap, now, start + (n - 1) * frame_period if frame_period else None)
+            if now + 1e-3 >= next_detect and lag > self.max_lag_s:
+                self.on_stale()  # behind the source: catch up with grab alone, count only fresh frames
+            elif now + 1e-3 >= next_detect:
                 ok, frame = cap.retrieve()
                 if not ok or frame is None:
                     return "frame could not be decoded"

@@ -24,6 +24,8 @@ from hub.board import install_board, site_state
 from hub.ops import install_ops
 from hub.ops.docs import install_docs
 from hub.messages.waits import wait_reason, wait_texts
+from hub.planning.routes import install as install_lookahead
+from hub.review.routes import install as install_review
 from hub.tickets import TicketError, parse
 
 # Request bodies (bytes), refused with 413 before they are read: one event, one day's log of a busy hall
@@ -50,6 +52,8 @@ def create_app(hub, access: Access | None = None) -> FastAPI:
     install_board(app, hub, access)
     install_ops(app, hub)
     install_docs(app)
+    install_lookahead(app, hub)
+    install_review(app, hub)
     streams: dict[str, int] = {}      # user -> open SSE streams (async code only: the event loop is its lock)
 
     @app.exception_handler(RequestValidationError)

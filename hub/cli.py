@@ -26,7 +26,9 @@ from edge.site_cli import init_cmd, site_schema_cmd
 from hub.access_cli import hash_password_cmd
 from hub.broker.cli import broker_config_command
 from hub.demo import demo_command
+from hub.planning.cli import eval_forecast_command, plan_command
 from hub.replay.cli import replay_command
+from hub.review.cli import review_command
 from hub.serve_cli import hub_command
 
 
@@ -85,8 +87,10 @@ def cli() -> None:
 
 
 for command in (count, eval_cmd, hub_command, edge_cmd, models_group, demo_command, calibrate_cmd, check_cmd,
-                fit_counts_cmd, replay_command, broker_config_command, init_cmd, site_schema_cmd, hash_password_cmd):
+                fit_counts_cmd, replay_command, broker_config_command, plan_command, eval_forecast_command,
+                review_command, init_cmd, site_schema_cmd, hash_password_cmd):
     cli.add_command(command)
+
 
 def main() -> None:
     cli()

@@ -117,12 +117,14 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, broker: BrokerSet
         raise RunFailure(str(exc)) from None
     stop = threading.Event()
     threading.Thread(target=_run_ticker, args=(hub, tick_s, stop), daemon=True, name="hub-ticker").start()
+    hub.forecaster.start()
     served = f"claims among {', '.join(s.id for s in sites)}" if claim else f"for {', '.join(hub.sites)}"
     click.echo(f"hub {hub.hub_id} {served}: MQTT {broker.redacted()}, DB {db_shown}, API http://{http.shown}")
     try:
         serve_http(create_app(hub, access), sock)
     finally:
         stop.set()
+        hub.forecaster.stop()
         if claims is not None:
             claims.stop()
         hub.stop()

@@ -75,6 +75,9 @@ class Hub:
         self._started = False
         self.alert_listeners: list[Callable[[Alert], None]] = []
         self.evaluation_listeners: list[Callable[[float], None]] = []   # seconds per evaluation (metrics)
+        from hub.planning.lookahead import Lookahead    # numpy/scipy: hub extras, like storage
+
+        self.forecaster = Lookahead(self)
         for sid in self.sites:
             self._restore(sid)
 

@@ -18,16 +18,21 @@ def anchors(height: int, width: int) -> int:
     return sum((height // s) * (width // s) for s in STRIDES)
 
 
-def resized(path: Path, height: int, width: int):
-    """The ONNX model at ``path`` declared with input 1x3xheightxwidth (an ``onnx.ModelProto``).
+def resized(path: Path, height: int, width: int, batch: int | None = 1):
+    """The ONNX model at ``path`` declared with input batchx3xheightxwidth (an ``onnx.ModelProto``).
 
     The output rows become the symbolic dimension ``N``, exactly as in the published
-    320 and 640 files, so a derived file has their sha256.
+    320 and 640 files, so a derived file has their sha256. ``batch=None`` declares a
+    symbolic batch (input and output), so that one ``session.run`` takes the frames
+    of several cameras: the graph's reshapes take the batch from the tensor's shape.
     """
     import onnx
 
     model = onnx.load(str(path))
     dims = model.graph.input[0].type.tensor_type.shape.dim
     dims[2].dim_value, dims[3].dim_value = height, width
-    model.graph.output[0].type.tensor_type.shape.dim[1].dim_param = "N"
+    out = model.graph.output[0].type.tensor_type.shape.dim
+    out[1].dim_param = "N"
+    if batch is None:
+        dims[0].dim_param = out[0].dim_param = "batch"
     return model

@@ -56,6 +56,11 @@ class Subscriber:
         with self.lock:
             return [OccupancyMessage.from_json(p) for t, p, _ in self.messages if t.endswith("/occupancy")]
 
+    def occupancy_received(self) -> list[tuple[str, OccupancyMessage, float]]:
+        """(topic, message, wall time received) of every occupancy message."""
+        with self.lock:
+            return [(t, OccupancyMessage.from_json(p), at) for t, p, at in self.messages if t.endswith("/occupancy")]
+
     def statuses(self) -> list[StatusMessage]:
         with self.lock:
             return [StatusMessage.from_json(p) for t, p, _ in self.messages if t.endswith("/status")]
