@@ -64,7 +64,7 @@ def test_hub_with_a_malformed_http_address_is_a_usage_error_before_any_file_is_m
     (["nosuch"], r"error: No such command 'nosuch'\. \(see 'hallgrid --help'\)"),
     (["hub"], r"error: Missing option '--site'\. \(see 'hallgrid hub --help'\)"),
     (["count"], r"error: Missing argument 'VIDEO'\. \(see 'hallgrid count --help'\)"),
-    (["edge", "--site", "x.yaml", "--workers", "0"], r"error: Invalid value for '--workers': 0 is not in the range "
+    (["edge", "--site", "x.yaml", "--batch", "0"], r"error: Invalid value for '--batch': 0 is not in the range "
      r"x>=1\. \(see 'hallgrid edge --help'\)"),
 ])
 def test_usage_errors_are_one_line_with_status_2(args, pattern):
