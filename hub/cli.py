@@ -15,6 +15,7 @@ from edge.check_cli import check_cmd
 from hub.replay.cli import replay_command
 from hub.demo import demo_command
 from hub.service import hub_command
+from hub.waits.cli import eval_waits_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,6 +32,7 @@ cli.add_command(demo_command)
 cli.add_command(calibrate_cmd)
 cli.add_command(check_cmd)
 cli.add_command(replay_command)
+cli.add_command(eval_waits_command)
 
 
 def main() -> None:

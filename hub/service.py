@@ -26,6 +26,7 @@ from hub import rules
 from hub.alerts import RESOLVED, Alert, AlertManager, alerts_topic
 from hub.fusion import SiteState
 from hub.tickets import TicketError, TicketEvent, parse, parse_payload, read_csv, tickets_topic
+from hub.waits.training import Trainer
 
 if TYPE_CHECKING:    # SQLAlchemy is a hub extra: an edge box runs `hallgrid` without it
     from hub.storage import Storage
@@ -39,7 +40,7 @@ class Hub:
 
     def __init__(self, sites: list[Site], storage: Storage, clock: Clock | None = None, mqtt_url: str | None = None,
                  prefix: str = DEFAULT_PREFIX, evaluate_on_message: bool = True, webhook: Any = None,
-                 client_id: str | None = None):
+                 client_id: str | None = None, background_training: bool = True):
         self.clock = clock or SystemClock()
         self.storage = storage
         self.prefix = prefix
@@ -50,6 +51,9 @@ class Hub:
         self.lock = threading.RLock()
         self.sites = {s.id: SiteState(s) for s in sites}
         self.managers = {s.id: AlertManager(s.rules.escalate_after_s) for s in sites}
+        # each site's wait model learns from its stored ticket history once a service day (hub.waits)
+        self.trainers = {sid: Trainer(st.waits, lambda since, sid=sid: self._stored_tickets(sid, since),
+                                      background_training) for sid, st in self.sites.items()}
         self.stats: collections.Counter[str] = collections.Counter()
         self.drops: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
         self._occ_rows: list[dict[str, Any]] = []
@@ -71,6 +75,13 @@ class Hub:
                     st.book.apply(parse(row["event"], now, "hallgrid"), row["received_at"])
                 except TicketError as exc:      # a site file changed since: the old event no longer fits
                     self._drop("restore", sid, str(exc))
+            self.trainers[sid].maybe_retrain(now)
+
+    def _stored_tickets(self, site: str, since: float) -> list[dict[str, Any]]:
+        """The trainer's read of stored history, under the lock (one database connection may be shared);
+        the fold and the fit run outside it."""
+        with self.lock:
+            return self.storage.ticket_events(site, since=since)
 
     def start(self) -> None:
         """Connect to the broker and subscribe to this hub's sites only (the cluster split is by config)."""
@@ -97,6 +108,8 @@ class Hub:
                                "(or it refused the subscriptions)")
 
     def stop(self) -> None:
+        for trainer in self.trainers.values():     # a retrain reading storage finishes before it closes
+            trainer.join(30)
         with self.lock:          # _emit reads the client under the lock: it sees the old one or None
             client, self._client = self._client, None
         if client is not None:
@@ -212,6 +225,7 @@ class Hub:
             return False
         self.storage.add_ticket_event(site, event, now)
         self.stats["ticket_ok"] += 1
+        self.trainers[site].maybe_retrain(now)
         return True
 
     def ingest_ticket(self, site: str, event: TicketEvent) -> bool:

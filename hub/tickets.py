@@ -275,6 +275,9 @@ class TicketBook:
         self.last_event_at: float | None = None
         self.first_event_ts: float | None = None
         self.first_of_day: dict[int, float] = {}    # service day -> its first event's ts
+        # called after every applied event with the ticket it changed (None for a counter event): the wait
+        # predictor's history (hub.waits) follows the book without a second fold of every event
+        self.observers: list[Callable[[Ticket | None, TicketEvent], None]] = []
 
     def validate(self, e: TicketEvent) -> None:
         """Checks against the site file; raise TicketError naming the unknown id."""
@@ -310,6 +313,7 @@ class TicketBook:
                     self.open_counters[e.counter] = e.services or tuple(self.counter_services.get(e.counter, ()))
                 else:
                     self.open_counters.pop(e.counter, None)
+            self._notify(None, e)
             self._maybe_prune()
             return True
         if e.kind == "issued":
@@ -334,8 +338,13 @@ class TicketBook:
             self._st_cache.pop(t.service, None)
             if old is not None:
                 self._st_cache.pop(old[0], None)
+        self._notify(t, e)
         self._maybe_prune()
         return True
+
+    def _notify(self, t: Ticket | None, e: TicketEvent) -> None:
+        for fn in self.observers:
+            fn(t, e)
 
     def _maybe_prune(self) -> None:
         """At most hourly (in event time): forget what is older than ``keep_s`` behind the newest event, so

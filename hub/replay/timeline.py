@@ -95,13 +95,16 @@ class HubRecord:
     stats: dict[str, int] = field(default_factory=dict)
 
 
-def play(timeline: Timeline, on_tick: Callable[[float], None] | None = None) -> HubRecord:
-    """Run the live ``Hub`` (in-memory storage, no MQTT) through the timeline."""
+def play(timeline: Timeline, on_tick: Callable[[float], None] | None = None,
+         on_ticket: Callable[[Any, TicketEvent], None] | None = None) -> HubRecord:
+    """Run the live ``Hub`` (in-memory storage, no MQTT) through the timeline. ``on_ticket(hub, event)``
+    is called right after each ticket event is ingested, at its instant (``eval-waits`` reads the
+    prediction a ticket got when it was issued). The wait model retrains inline, so a run repeats."""
     from hub.service import Hub
     from hub.storage import Storage
 
     clock = ManualClock(timeline.start)
-    hub = Hub([timeline.site], Storage("sqlite://"), clock=clock)
+    hub = Hub([timeline.site], Storage("sqlite://"), clock=clock, background_training=False)
     record = HubRecord()
     hub.alert_listeners.append(lambda a: record.changes.append((clock.now(), a)))
     sid = timeline.site.id
@@ -114,6 +117,9 @@ def play(timeline: Timeline, on_tick: Callable[[float], None] | None = None) -> 
                 hub.ingest_ticket(sid, step.ticket)
             except TicketError as exc:     # as the live ticket door does: counted and logged, the day goes on
                 hub._drop("ticket", sid, str(exc))
+                continue
+            if on_ticket:
+                on_ticket(hub, step.ticket)
         else:
             hub.tick(step.at)
             with hub.lock:

@@ -1,0 +1,189 @@
+"""Causal features of one service's queue at one instant: what a ticket issued *now* finds in front of it.
+
+Everything here reads only events already applied to the ``TicketBook`` (nothing at or after the
+instant's later events), so the same function serves the live hub, the training set built from
+stored history and ``hallgrid eval-waits``. The features are the ones the delay-prediction
+literature finds informative for one customer's wait (Ibrahim & Whitt; Senderovich et al. 2015;
+Ang et al. 2016): the queue ahead, counters open and busy, how often counters actually free up,
+the last-to-enter-service (LES) and head-of-line (HOL) delays, the recent waits and the share of
+waiting tickets that give up (no-show) before being called.
+
+Counters shared between services are counted once: a counter that serves k services is one
+server, so the queue ahead of a ticket is every waiting ticket its counters may take, each
+weighted by the share of that ticket's own counters that are also this service's.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import astuple, dataclass, fields
+
+from hub.tickets import Ticket, TicketBook, TicketEvent
+
+FREE_WINDOW_S = 900.0      # counters freeing up are counted over the last 15 minutes
+NO_CALL_S = 3600.0          # "time since the last call" when there was none today (a cap, not a guess)
+RECENT_WAITS = 10           # the "mean of the last 10 waits" (also a baseline)
+OUTCOMES = 100              # abandonment is learned over the last 100 queued tickets of a service
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """The queue a ticket of ``service`` issued at ``now`` joins. Times in seconds.
+
+    ``features()`` is the model's input, in field order after the first three; keep it small and
+    general (no service id, no time of day), so a model learnt in one hall's history carries over.
+    """
+
+    service: str
+    now: float
+    service_time_s: float         # the book's EWMA of called->served durations
+    ahead: int                    # waiting tickets of this service issued before now
+    ahead_shared: float           # waiting tickets this service's counters may take (shared counted once)
+    counters: int                 # open counters that serve the service
+    busy: int                     # ... of which serve a called ticket right now
+    active: int                   # ... of which ended a service in the last 15 min (not on a break)
+    servers: float                # sum over those counters of 1 / services each serves
+    frees_every_s: float          # seconds between two of these counters freeing up (observed, else prior)
+    since_call_s: float           # since the last ticket of this service was called
+    les_s: float                  # wait of the last ticket of this service to be called (LES)
+    hol_s: float                  # how long the oldest waiting ticket of this service has waited (HOL)
+    hol_shared_s: float           # ... of any service these counters serve
+    recent_wait_s: float          # mean wait of the last 10 called tickets of this service
+    abandon: float                # share of queued tickets of this service that left before a call
+    arrivals_per_h: float         # tickets of this service issued per hour (the book's window)
+    load: float                   # tickets arriving for these counters per counter freeing up (>= 1: overload)
+    state_wait_s: float           # the state-based estimate (``state_wait``), also the fallback
+
+    @staticmethod
+    def feature_names() -> list[str]:
+        return [f.name for f in fields(QueueState)[3:]]
+
+    def features(self) -> list[float]:
+        return [float(v) for v in astuple(self)[3:]]
+
+    @property
+    def available(self) -> int:
+        """Idle counters that will take a ticket at once. A counter idle while tickets of its service
+        wait is not taking any (a break the feed does not report), so it counts only with none waiting."""
+        return self.counters - self.busy if self.ahead == 0 else 0
+
+
+def state_wait(ahead_shared: float, abandon: float, available: int, frees_every_s: float) -> float:
+    """Seconds until a counter takes a ticket issued now: none while a counter is free; else one
+    counter must free up for each ticket ahead that stays (1 - abandonment) and for the ticket itself."""
+    need = ahead_shared * (1.0 - abandon) + 1.0 - available
+    return 0.0 if need <= 0 else need * frees_every_s
+
+
+class QueueHistory:
+    """What the book has seen happen, kept per service for the features: calls with their waits,
+    end of service per counter (counters freeing up), and queued tickets that were called or left.
+
+    It follows the book as an observer (``TicketBook.observers``); a late event re-folds a ticket and
+    simply overwrites that visit's entries. Entries older than ``keep_s`` are pruned hourly.
+    """
+
+    def __init__(self, book: TicketBook, keep_s: float = 86400.0):
+        self.book, self.keep_s = book, keep_s
+        self.version = 0                                              # bumps on every applied event
+        self.calls: dict[str, dict[tuple, tuple[float, float]]] = {}  # service -> visit -> (called ts, wait)
+        self.outcomes: dict[str, dict[tuple, tuple[float, bool]]] = {}  # service -> visit -> (ts, left)
+        self.freed: dict[str, list[float]] = {}                       # counter -> end-of-service times, sorted
+        self._service_of: dict[tuple, str] = {}
+        self._pruned_at = float("-inf")
+        book.observers.append(self.observe)
+
+    def observe(self, t: Ticket | None, e: TicketEvent) -> None:
+        self.version += 1
+        if t is None:
+            return
+        visit = (t.day, t.ticket)
+        old = self._service_of.get(visit)
+        if old is not None and old != t.service:        # transferred: the visit now counts for its new service
+            self.calls.get(old, {}).pop(visit, None)
+            self.outcomes.get(old, {}).pop(visit, None)
+        self._service_of[visit] = t.service
+        calls, outcomes = self.calls.setdefault(t.service, {}), self.outcomes.setdefault(t.service, {})
+        if t.called_ts is not None and t.waiting_since is not None:
+            wait = max(0.0, t.called_ts - t.waiting_since)
+            calls[visit] = (t.called_ts, wait)
+            if wait > 0:
+                outcomes[visit] = (t.called_ts, False)
+        elif t.state == "no_show" and t.waiting_since is not None:
+            outcomes[visit] = (e.ts, True)
+        if e.kind == "served" and t.counter:
+            bisect.insort(self.freed.setdefault(t.counter, []), e.ts)
+        if e.ts - self._pruned_at >= 3600:
+            self._pruned_at = e.ts
+            self._prune(e.ts - self.keep_s)
+
+    def _prune(self, before: float) -> None:
+        for table in (self.calls, self.outcomes):
+            for service, rows in table.items():
+                table[service] = {k: v for k, v in rows.items() if v[0] >= before}
+        for counter, times in self.freed.items():
+            del times[:bisect.bisect_left(times, before)]
+        live = {k for rows in self.calls.values() for k in rows} | {k for rows in self.outcomes.values() for k in rows}
+        self._service_of = {k: s for k, s in self._service_of.items() if k in live or k[0] >= self.book.day_of(before)}
+
+    # --- the figures of one instant ------------------------------------------------------------------
+    def recent_calls(self, service: str, now: float, n: int) -> list[tuple[float, float]]:
+        """The last ``n`` calls (called ts, wait) of the service at or before ``now``, newest first."""
+        out = []
+        for called, wait in reversed(self.calls.get(service, {}).values()):
+            if called <= now:
+                out.append((called, wait))
+                if len(out) == n:
+                    break
+        return sorted(out, reverse=True)
+
+    def abandonment(self, service: str, now: float) -> float:
+        """Share of the last queued tickets that left, shrunk towards 0 while there are few (5 pseudo-calls)."""
+        rows = [left for ts, left in self.outcomes.get(service, {}).values() if ts <= now][-OUTCOMES:]
+        return sum(rows) / (len(rows) + 5)
+
+    def frees(self, counters: list[str], now: float, window: float) -> int:
+        return sum(bisect.bisect_right(self.freed.get(c, []), now) - bisect.bisect_left(self.freed.get(c, []), now - window)
+                   for c in counters)
+
+    def states(self, now: float) -> dict[str, QueueState]:
+        """Every known service's ``QueueState`` at ``now`` (one pass over the book for all of them)."""
+        book = self.book
+        ahead = {s: [t.waiting_since for t in book.waiting(s) if t.waiting_since is not None and t.waiting_since < now]
+                 for s in book.known_services}
+        counters = {s: book.counters_for(s) for s in book.known_services}
+        first = book.first_of_day.get(book.day_of(now), now)
+        window = max(60.0, min(FREE_WINDOW_S, now - first))
+        out = {}
+        for s in sorted(book.known_services):
+            mine = counters[s]
+            st = book.mean_service_time(s)
+            shared = inflow = 0.0
+            for other, theirs in counters.items():
+                overlap = len(set(mine).intersection(theirs)) if theirs else 0
+                if overlap:
+                    shared += len(ahead[other]) * overlap / len(theirs)
+                    inflow += book.arrival_rate(other, now) * overlap / len(theirs)
+            busy = sum(1 for c in mine if book.called_at(c))
+            active = sum(1 for c in mine if self.frees([c], now, FREE_WINDOW_S))
+            oldest = min((min(ahead[o]) for o, theirs in counters.items() if ahead[o] and set(mine) & set(theirs)),
+                         default=now)
+            servers = sum(1.0 / max(1, len(book.open_counters[c])) for c in mine)
+            if not mine:
+                frees_every = 0.0
+            else:
+                n_free = self.frees(mine, now, window)
+                frees_every = window / n_free if n_free >= 3 else st / len(mine)
+            calls = self.recent_calls(s, now, RECENT_WAITS)
+            abandon = self.abandonment(s, now)
+            available = (len(mine) - busy) if not ahead[s] else 0
+            out[s] = QueueState(
+                service=s, now=now, service_time_s=st, ahead=len(ahead[s]), ahead_shared=shared,
+                counters=len(mine), busy=busy, active=active, servers=servers, frees_every_s=frees_every,
+                since_call_s=min(NO_CALL_S, now - calls[0][0]) if calls else NO_CALL_S,
+                les_s=calls[0][1] if calls else 0.0,
+                hol_s=now - min(ahead[s]) if ahead[s] else 0.0, hol_shared_s=now - oldest,
+                recent_wait_s=sum(w for _, w in calls) / len(calls) if calls else 0.0,
+                abandon=abandon, arrivals_per_h=book.arrival_rate(s, now) * 3600, load=inflow * frees_every,
+                state_wait_s=state_wait(shared, abandon, available, frees_every) if mine else 0.0)
+        return out

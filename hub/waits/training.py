@@ -1,0 +1,151 @@
+"""Learning a hall's waits from its stored ticket history: at most once a service day, off the ingest path.
+
+The training set is what the hub would have seen: the stored events are folded, in time order,
+through a fresh ``TicketBook`` and ``QueueHistory`` (the same code as live), and at every issued
+ticket the ``QueueState`` is taken as the features; the label is that ticket's wait once it was
+called. Abandoned tickets (no-show before a call) have no wait and are left out of the labels.
+
+History is *thin*, and the hub keeps the state-based estimate, while it holds fewer than
+``MIN_WAITS`` labelled waits or fewer than ``MIN_DAYS`` service days: the model needs the last day
+to calibrate its interval on and enough earlier waits to learn from.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from hub.tickets import RANK, TicketBook, TicketError, TicketEvent, from_dict
+from hub.waits.features import QueueHistory, QueueState
+from hub.waits.predictor import QUANTILES, WaitModel, WaitPredictor
+
+log = logging.getLogger("hallgrid.waits")
+MIN_WAITS = 1000
+MIN_DAYS = 2
+HISTORY_DAYS = 28
+COVERAGE = 0.8
+# a small model with LightGBM's usual settings; nothing here is fitted to one hall's data
+PARAMS = {"objective": "quantile", "num_leaves": 15, "learning_rate": 0.1, "min_data_in_leaf": 20,
+          "num_threads": 1, "verbose": -1, "seed": 0, "deterministic": True}
+ROUNDS = 100
+
+
+def book_like(book: TicketBook) -> TicketBook:
+    """An empty book with the same site settings (services, counters, prior, window, time zone)."""
+    return TicketBook(book.known_services, book.counter_services, prior_s=book.prior_s, alpha=book.alpha,
+                      window_s=book.window_s, timezone=book.tz.key, keep_s=book.keep_s)
+
+
+def training_rows(events: Iterable[TicketEvent], template: TicketBook,
+                  days: set[int] | None = None) -> dict[int, list[tuple[list[float], float]]]:
+    """Service day -> (features at issue, actual wait) of every called ticket issued that day (of
+    ``days``; default every day). Events are folded in time order as the live hub does."""
+    book = book_like(template)
+    hist = QueueHistory(book)
+    issued: dict[tuple, tuple[int, QueueState]] = {}
+    for e in sorted(events, key=lambda e: (e.ts, RANK[e.kind])):
+        try:
+            book.apply(e, e.ts)
+        except TicketError:
+            continue
+        if e.kind == "issued":
+            day = book.day_of(e.ts)
+            if days is None or day in days:
+                issued[(day, e.ticket)] = (day, hist.states(e.ts)[e.service])
+    rows: dict[int, list[tuple[list[float], float]]] = {}
+    for service, calls in hist.calls.items():
+        for visit, (_, wait) in calls.items():
+            if visit in issued:
+                day, state = issued[visit]
+                rows.setdefault(day, []).append((state.features(), wait))
+    return rows
+
+
+def fit(rows: dict[int, list[tuple[list[float], float]]], now: float) -> WaitModel | None:
+    """Quantile models on every day but the last, the interval widened to 80 % coverage on the last
+    (split-conformal), then refitted on all days. None while history is thin."""
+    import lightgbm as lgb
+
+    days = sorted(d for d in rows if rows[d])
+    total = sum(len(rows[d]) for d in days)
+    if len(days) < MIN_DAYS or total < MIN_WAITS:
+        return None
+
+    def matrix(ds):
+        pairs = [p for d in ds for p in rows[d]]
+        return np.array([x for x, _ in pairs], dtype=np.float64), np.array([y for _, y in pairs], dtype=np.float64)
+
+    def train(x, y):
+        return tuple(lgb.train({**PARAMS, "alpha": q}, lgb.Dataset(x, y, free_raw_data=True), ROUNDS)
+                     for q in QUANTILES)
+
+    xt, yt = matrix(days[:-1])
+    xc, yc = matrix(days[-1:])
+    models = train(xt, yt)
+    lo, hi = models[0].predict(xc, num_threads=1), models[2].predict(xc, num_threads=1)
+    scores = np.maximum(lo - yc, yc - hi)            # CQR conformity: how far outside the interval
+    level = min(1.0, COVERAGE * (1 + 1 / len(yc)))
+    widen = float(np.quantile(scores, level))
+    x, y = matrix(days)
+    return WaitModel(train(x, y), widen, len(y), len(days), now)
+
+
+class Trainer:
+    """Retrains one site's model once per service day, at the day's first event, from the stored
+    history before that day. ``background``: in a daemon thread (the live hub: ingest never waits);
+    otherwise inline (replay and ``eval-waits``, so a run is repeatable).
+
+    Rows of past days are kept between retrains, so each stored day is folded about twice (once
+    as itself, once as the warm-up of the next), not once per retrain.
+    """
+
+    def __init__(self, predictor: WaitPredictor, history: Callable[[float], list[dict[str, Any]]],
+                 background: bool = True):
+        self.predictor, self.history, self.background = predictor, history, background
+        self.trained_day: int | None = None
+        self.rows: dict[int, list[tuple[list[float], float]]] = {}
+        self._thread: threading.Thread | None = None
+
+    def maybe_retrain(self, now: float) -> None:
+        day = self.predictor.book.day_of(now)
+        if self.trained_day == day or (self._thread is not None and self._thread.is_alive()):
+            return
+        self.trained_day = day
+        if self.background:
+            self._thread = threading.Thread(target=self._retrain, args=(now, day), daemon=True, name="wait-trainer")
+            self._thread.start()
+        else:
+            self._retrain(now, day)
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _retrain(self, now: float, today: int) -> None:
+        try:
+            book = self.predictor.book
+            first = today - HISTORY_DAYS
+            self.rows = {d: r for d, r in self.rows.items() if first <= d < today}
+            missing = [d for d in range(first, today) if d not in self.rows]
+            if missing:
+                since = now - 86400.0 * (today - missing[0] + 1)      # one more day: the queue's warm-up
+                events = []
+                for row in self.history(since):
+                    try:
+                        events.append(from_dict(row["event"], row["received_at"]))
+                    except TicketError:
+                        continue
+                events = [e for e in events if book.day_of(e.ts) < today]
+                new = training_rows(events, book, set(missing))
+                for d in missing:
+                    self.rows[d] = new.get(d, [])
+            model = fit(self.rows, now)
+            self.predictor.set_model(model)
+            log.info("wait model for day %s: %s", today,
+                     "thin history, state-based estimate" if model is None else
+                     f"{model.trained_on} waits over {model.days} days, interval widened {model.widen_s:+.1f} s")
+        except Exception:        # a failed retrain keeps the previous model; the hub goes on
+            log.exception("wait model retrain failed")
