@@ -139,40 +139,52 @@ class QueueHistory:
 
     def abandonment(self, service: str, now: float) -> float:
         """Share of the last queued tickets that left, shrunk towards 0 while there are few (5 pseudo-calls)."""
-        rows = [left for ts, left in self.outcomes.get(service, {}).values() if ts <= now][-OUTCOMES:]
-        return sum(rows) / (len(rows) + 5)
+        n = left = 0
+        for ts, gone in reversed(self.outcomes.get(service, {}).values()):
+            if ts <= now:
+                n, left = n + 1, left + gone
+                if n == OUTCOMES:
+                    break
+        return left / (n + 5)
 
-    def frees(self, counters: list[str], now: float, window: float) -> int:
-        return sum(bisect.bisect_right(self.freed.get(c, []), now) - bisect.bisect_left(self.freed.get(c, []), now - window)
-                   for c in counters)
+    def frees(self, counter: str, now: float, window: float) -> int:
+        """How often the counter freed up (ended a service) in the ``window`` seconds up to ``now``."""
+        times = self.freed.get(counter, [])
+        return bisect.bisect_right(times, now) - bisect.bisect_left(times, now - window)
 
     def states(self, now: float) -> dict[str, QueueState]:
         """Every known service's ``QueueState`` at ``now`` (one pass over the book for all of them)."""
         book = self.book
+        services = sorted(book.known_services)
         ahead = {s: [t.waiting_since for t in book.waiting(s) if t.waiting_since is not None and t.waiting_since < now]
-                 for s in book.known_services}
-        counters = {s: book.counters_for(s) for s in book.known_services}
+                 for s in services}
+        counters = {s: book.counters_for(s) for s in services}
+        sets = {s: set(c) for s, c in counters.items()}
+        rates = {s: book.arrival_rate(s, now) for s in services}
+        busy_now = {c for c in book.open_counters if book.called_at(c)}
         first = book.first_of_day.get(book.day_of(now), now)
         window = max(60.0, min(FREE_WINDOW_S, now - first))
+        freed = {c: (self.frees(c, now, FREE_WINDOW_S), self.frees(c, now, window)) for c in book.open_counters}
         out = {}
-        for s in sorted(book.known_services):
+        for s in services:
             mine = counters[s]
             st = book.mean_service_time(s)
             shared = inflow = 0.0
-            for other, theirs in counters.items():
-                overlap = len(set(mine).intersection(theirs)) if theirs else 0
+            oldest = now
+            for other, theirs in sets.items():
+                overlap = len(sets[s] & theirs)
                 if overlap:
                     shared += len(ahead[other]) * overlap / len(theirs)
-                    inflow += book.arrival_rate(other, now) * overlap / len(theirs)
-            busy = sum(1 for c in mine if book.called_at(c))
-            active = sum(1 for c in mine if self.frees([c], now, FREE_WINDOW_S))
-            oldest = min((min(ahead[o]) for o, theirs in counters.items() if ahead[o] and set(mine) & set(theirs)),
-                         default=now)
+                    inflow += rates[other] * overlap / len(theirs)
+                    if ahead[other]:
+                        oldest = min(oldest, min(ahead[other]))
+            busy = len(sets[s] & busy_now)
+            active = sum(1 for c in mine if freed[c][0])
             servers = sum(1.0 / max(1, len(book.open_counters[c])) for c in mine)
             if not mine:
                 frees_every = 0.0
             else:
-                n_free = self.frees(mine, now, window)
+                n_free = sum(freed[c][1] for c in mine)
                 frees_every = window / n_free if n_free >= 3 else st / len(mine)
             calls = self.recent_calls(s, now, RECENT_WAITS)
             abandon = self.abandonment(s, now)
@@ -184,6 +196,6 @@ class QueueHistory:
                 les_s=calls[0][1] if calls else 0.0,
                 hol_s=now - min(ahead[s]) if ahead[s] else 0.0, hol_shared_s=now - oldest,
                 recent_wait_s=sum(w for _, w in calls) / len(calls) if calls else 0.0,
-                abandon=abandon, arrivals_per_h=book.arrival_rate(s, now) * 3600, load=inflow * frees_every,
+                abandon=abandon, arrivals_per_h=rates[s] * 3600, load=inflow * frees_every,
                 state_wait_s=state_wait(shared, abandon, available, frees_every) if mine else 0.0)
         return out

@@ -50,10 +50,9 @@ def gamma_interval(need: float, frees_every_s: float) -> tuple[float, float]:
     time of mean ``frees_every_s`` (a Gamma(need) wait: the departures of busy counters are Poisson)."""
     if need <= 0 or frees_every_s <= 0:
         return 0.0, 0.0
-    from scipy.stats import gamma
+    from scipy.special import gammaincinv
 
-    lo, hi = gamma.ppf([0.1, 0.9], need, scale=frees_every_s)
-    return float(lo), float(hi)
+    return float(gammaincinv(need, 0.1) * frees_every_s), float(gammaincinv(need, 0.9) * frees_every_s)
 
 
 class WaitPredictor:
