@@ -73,8 +73,8 @@ class Storage:
 
     def add_ticket_event(self, site: str, e: TicketEvent, received_at: float) -> None:
         with self.engine.begin() as conn:
-            conn.execute(insert(ticket_events).values(site=site, kind=e.kind, ticket=e.ticket, ts=e.ts,
-                                                      received_at=received_at, event=e.to_dict()))
+            conn.execute(insert(ticket_events), {"site": site, "kind": e.kind, "ticket": e.ticket, "ts": e.ts,
+                                                 "received_at": received_at, "event": e.to_dict()})
 
     def save_alert(self, alert: Alert, who: str | None = None) -> None:
         """Upsert the alert and append its state change to the history."""
