@@ -98,8 +98,8 @@ class HubRecord:
 def play(timeline: Timeline, on_tick: Callable[[float], None] | None = None,
          on_ticket: Callable[[Any, TicketEvent], None] | None = None) -> HubRecord:
     """Run the live ``Hub`` (in-memory storage, no MQTT) through the timeline. ``on_ticket(hub, event)``
-    is called right after each ticket event is ingested, at its instant (``eval-waits`` reads the
-    prediction a ticket got when it was issued). The wait model retrains inline, so a run repeats."""
+    is called at each ticket event's instant just before it is ingested (``eval-waits`` reads what
+    the hub predicted for a ticket issued then, as a kiosk would print it). The wait model retrains inline, so a run repeats."""
     from hub.service import Hub
     from hub.storage import Storage
 
@@ -113,13 +113,12 @@ def play(timeline: Timeline, on_tick: Callable[[float], None] | None = None,
         if step.kind == OCCUPANCY:
             hub.ingest_occupancy(step.occupancy.to_json(), sid, step.occupancy.camera, step.occupancy.zone)
         elif step.kind == TICKET:
+            if on_ticket:
+                on_ticket(hub, step.ticket)
             try:
                 hub.ingest_ticket(sid, step.ticket)
             except TicketError as exc:     # as the live ticket door does: counted and logged, the day goes on
                 hub._drop("ticket", sid, str(exc))
-                continue
-            if on_ticket:
-                on_ticket(hub, step.ticket)
         else:
             hub.tick(step.at)
             with hub.lock:

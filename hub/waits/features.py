@@ -37,7 +37,7 @@ class QueueState:
     service: str
     now: float
     service_time_s: float         # the book's EWMA of called->served durations
-    ahead: int                    # waiting tickets of this service issued before now
+    ahead: int                    # waiting tickets of this service (a ticket issued now joins behind them)
     ahead_shared: float           # waiting tickets this service's counters may take (shared counted once)
     counters: int                 # open counters that serve the service
     busy: int                     # ... of which serve a called ticket right now
@@ -68,10 +68,12 @@ class QueueState:
         return self.counters - self.busy if self.ahead == 0 else 0
 
 
-def state_wait(ahead_shared: float, abandon: float, available: int, frees_every_s: float) -> float:
+def state_wait(ahead: float, abandon: float, available: int, frees_every_s: float) -> float:
     """Seconds until a counter takes a ticket issued now: none while a counter is free; else one
-    counter must free up for each ticket ahead that stays (1 - abandonment) and for the ticket itself."""
-    need = ahead_shared * (1.0 - abandon) + 1.0 - available
+    counter must free up for each ticket of its service ahead that stays (1 - abandonment) and for the
+    ticket itself. Tickets of other services at shared counters are left to the learned model (which
+    has ``ahead_shared``): the order in which a hall serves its services is not in the feed."""
+    need = ahead * (1.0 - abandon) + 1.0 - available
     return 0.0 if need <= 0 else need * frees_every_s
 
 
@@ -156,8 +158,7 @@ class QueueHistory:
         """Every known service's ``QueueState`` at ``now`` (one pass over the book for all of them)."""
         book = self.book
         services = sorted(book.known_services)
-        ahead = {s: [t.waiting_since for t in book.waiting(s) if t.waiting_since is not None and t.waiting_since < now]
-                 for s in services}
+        ahead = {s: [t.waiting_since for t in book.waiting(s) if t.waiting_since is not None] for s in services}
         counters = {s: book.counters_for(s) for s in services}
         sets = {s: set(c) for s, c in counters.items()}
         rates = {s: book.arrival_rate(s, now) for s in services}
@@ -197,5 +198,5 @@ class QueueHistory:
                 hol_s=now - min(ahead[s]) if ahead[s] else 0.0, hol_shared_s=now - oldest,
                 recent_wait_s=sum(w for _, w in calls) / len(calls) if calls else 0.0,
                 abandon=abandon, arrivals_per_h=rates[s] * 3600, load=inflow * frees_every,
-                state_wait_s=state_wait(shared, abandon, available, frees_every) if mine else 0.0)
+                state_wait_s=state_wait(len(ahead[s]), abandon, available, frees_every) if mine else 0.0)
         return out

@@ -41,20 +41,20 @@ def book_like(book: TicketBook) -> TicketBook:
 
 def training_rows(events: Iterable[TicketEvent], template: TicketBook,
                   days: set[int] | None = None) -> dict[int, list[tuple[list[float], float]]]:
-    """Service day -> (features at issue, actual wait) of every called ticket issued that day (of
-    ``days``; default every day). Events are folded in time order as the live hub does."""
+    """Service day -> (features just before its issue, actual wait) of every called ticket issued that
+    day (of ``days``; default every day). Events are folded in time order as the live hub does."""
     book = book_like(template)
     hist = QueueHistory(book)
     issued: dict[tuple, tuple[int, QueueState]] = {}
     for e in sorted(events, key=lambda e: (e.ts, RANK[e.kind])):
+        if e.kind == "issued" and e.service in book.known_services:    # the state the ticket found
+            day = book.day_of(e.ts)
+            if days is None or day in days:
+                issued[(day, e.ticket)] = (day, hist.states(e.ts)[e.service])
         try:
             book.apply(e, e.ts)
         except TicketError:
             continue
-        if e.kind == "issued":
-            day = book.day_of(e.ts)
-            if days is None or day in days:
-                issued[(day, e.ticket)] = (day, hist.states(e.ts)[e.service])
     rows: dict[int, list[tuple[list[float], float]]] = {}
     for service, calls in hist.calls.items():
         for visit, (_, wait) in calls.items():
