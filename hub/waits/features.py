@@ -52,6 +52,7 @@ class QueueState:
     abandon: float                # share of queued tickets of this service that left before a call
     arrivals_per_h: float         # tickets of this service issued per hour (the book's window)
     load: float                   # tickets arriving for these counters per counter freeing up (>= 1: overload)
+    clear_s: float                # the queue ahead over the rate tickets of this service were called lately
     state_wait_s: float           # the state-based estimate (``state_wait``), also the fallback
 
     @staticmethod
@@ -139,6 +140,15 @@ class QueueHistory:
                     break
         return sorted(out, reverse=True)
 
+    def called_since(self, service: str, since: float, now: float) -> int:
+        """Tickets of the service called in (since, now]."""
+        n = 0
+        for called, _ in reversed(self.calls.get(service, {}).values()):
+            if called <= since:
+                break
+            n += called <= now
+        return n
+
     def abandonment(self, service: str, now: float) -> float:
         """Share of the last queued tickets that left, shrunk towards 0 while there are few (5 pseudo-calls)."""
         n = left = 0
@@ -198,5 +208,6 @@ class QueueHistory:
                 hol_s=now - min(ahead[s]) if ahead[s] else 0.0, hol_shared_s=now - oldest,
                 recent_wait_s=sum(w for _, w in calls) / len(calls) if calls else 0.0,
                 abandon=abandon, arrivals_per_h=rates[s] * 3600, load=inflow * frees_every,
+                clear_s=len(ahead[s]) * window / max(1, self.called_since(s, now - window, now)),
                 state_wait_s=state_wait(len(ahead[s]), abandon, available, frees_every) if mine else 0.0)
         return out

@@ -45,22 +45,20 @@ def training_rows(events: Iterable[TicketEvent], template: TicketBook,
     day (of ``days``; default every day). Events are folded in time order as the live hub does."""
     book = book_like(template)
     hist = QueueHistory(book)
-    issued: dict[tuple, tuple[int, QueueState]] = {}
+    issued: dict[tuple, QueueState] = {}
+    rows: dict[int, list[tuple[list[float], float]]] = {}
     for e in sorted(events, key=lambda e: (e.ts, RANK[e.kind])):
-        if e.kind == "issued" and e.service in book.known_services:    # the state the ticket found
-            day = book.day_of(e.ts)
-            if days is None or day in days:
-                issued[(day, e.ticket)] = (day, hist.states(e.ts)[e.service])
+        day = book.day_of(e.ts)
+        visit = (day, e.ticket)
+        if e.kind == "issued" and e.service in book.known_services and (days is None or day in days):
+            issued[visit] = hist.states(e.ts)[e.service]          # the state the ticket found
         try:
             book.apply(e, e.ts)
         except TicketError:
             continue
-    rows: dict[int, list[tuple[list[float], float]]] = {}
-    for service, calls in hist.calls.items():
-        for visit, (_, wait) in calls.items():
-            if visit in issued:
-                day, state = issued[visit]
-                rows.setdefault(day, []).append((state.features(), wait))
+        if e.kind == "called" and visit in issued:              # its first call ends its wait
+            state = issued.pop(visit)
+            rows.setdefault(day, []).append((state.features(), max(0.0, e.ts - state.now)))
     return rows
 
 
