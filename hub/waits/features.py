@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import astuple, dataclass, fields
+from typing import Any, Callable
 
 from hub.tickets import Ticket, TicketBook, TicketEvent
 
@@ -93,6 +94,8 @@ class QueueHistory:
         self.outcomes: dict[str, dict[tuple, tuple[float, bool]]] = {}  # service -> visit -> (ts, left)
         self.freed: dict[str, list[float]] = {}                       # counter -> end-of-service times, sorted
         self._service_of: dict[tuple, str] = {}
+        self._changed: dict[str, int] = {}                            # service -> bumps when its rows change
+        self._memo: dict[tuple, tuple[int, Any]] = {}                 # (what, service) -> (bump, value)
         self._pruned_at = float("-inf")
         book.observers.append(self.observe)
 
@@ -106,6 +109,8 @@ class QueueHistory:
             self.calls.get(old, {}).pop(visit, None)
             self.outcomes.get(old, {}).pop(visit, None)
         self._service_of[visit] = t.service
+        for svc in {old, t.service} - {None}:
+            self._changed[svc] = self._changed.get(svc, 0) + 1
         calls, outcomes = self.calls.setdefault(t.service, {}), self.outcomes.setdefault(t.service, {})
         if t.called_ts is not None and t.waiting_since is not None:
             wait = max(0.0, t.called_ts - t.waiting_since)
@@ -124,14 +129,29 @@ class QueueHistory:
         for table in (self.calls, self.outcomes):
             for service, rows in table.items():
                 table[service] = {k: v for k, v in rows.items() if v[0] >= before}
+        self._memo.clear()
         for counter, times in self.freed.items():
             del times[:bisect.bisect_left(times, before)]
         live = {k for rows in self.calls.values() for k in rows} | {k for rows in self.outcomes.values() for k in rows}
         self._service_of = {k: s for k, s in self._service_of.items() if k in live or k[0] >= self.book.day_of(before)}
 
     # --- the figures of one instant ------------------------------------------------------------------
+    def _memoised(self, what: str, service: str, now: float, compute: Callable[[], Any]) -> Any:
+        """A per-service figure recomputed only when that service's rows changed. Valid while ``now`` is
+        not before the newest event (then the ``<= now`` filters drop nothing); else computed afresh."""
+        if self.book.latest_ts is not None and now < self.book.latest_ts:
+            return compute()
+        bump = self._changed.get(service, 0)
+        hit = self._memo.get((what, service))
+        if hit is None or hit[0] != bump:
+            hit = self._memo[(what, service)] = (bump, compute())
+        return hit[1]
+
     def recent_calls(self, service: str, now: float, n: int) -> list[tuple[float, float]]:
         """The last ``n`` calls (called ts, wait) of the service at or before ``now``, newest first."""
+        return self._memoised(f"calls{n}", service, now, lambda: self._recent_calls(service, now, n))
+
+    def _recent_calls(self, service: str, now: float, n: int) -> list[tuple[float, float]]:
         out = []
         for called, wait in reversed(self.calls.get(service, {}).values()):
             if called <= now:
@@ -151,6 +171,9 @@ class QueueHistory:
 
     def abandonment(self, service: str, now: float) -> float:
         """Share of the last queued tickets that left, shrunk towards 0 while there are few (5 pseudo-calls)."""
+        return self._memoised("abandon", service, now, lambda: self._abandonment(service, now))
+
+    def _abandonment(self, service: str, now: float) -> float:
         n = left = 0
         for ts, gone in reversed(self.outcomes.get(service, {}).values()):
             if ts <= now:

@@ -26,11 +26,11 @@ OK, OVERLOADED, NO_COUNTER = "ok", "overloaded", "no_counter"
 
 @dataclass
 class WaitModel:
-    """Three quantile models (10/50/90 %) on ``QueueState.features()``, plus the conformal widening
-    of the interval measured on the history's last day (split-conformal quantile regression)."""
+    """Three quantile models (10/50/90 %) on ``QueueState.features()``, plus the conformal shift of
+    the interval's upper end measured on the history's latest days (split-conformal)."""
 
     models: tuple[Any, Any, Any]      # lightgbm Boosters
-    widen_s: float                     # added to both ends of the interval (may be negative)
+    high_shift_s: float                # added to the 90 % end (may be negative)
     trained_on: int                    # labelled waits it learnt from
     days: int                          # service days of history
     trained_at: float
@@ -39,8 +39,7 @@ class WaitModel:
         """(n, 3) array of low, median, high seconds, ordered and clipped at 0."""
         x = np.array([s.features() for s in states], dtype=np.float64)
         out = np.column_stack([m.predict(x, num_threads=1) for m in self.models])
-        out[:, 0] -= self.widen_s
-        out[:, 2] += self.widen_s
+        out[:, 2] += self.high_shift_s
         out = np.sort(np.clip(out, 0.0, None), axis=1)
         return out
 

@@ -6,8 +6,8 @@ ticket the ``QueueState`` is taken as the features; the label is that ticket's w
 called. Abandoned tickets (no-show before a call) have no wait and are left out of the labels.
 
 History is *thin*, and the hub keeps the state-based estimate, while it holds fewer than
-``MIN_WAITS`` labelled waits or fewer than ``MIN_DAYS`` service days: the model needs the last day
-to calibrate its interval on and enough earlier waits to learn from.
+``MIN_WAITS`` labelled waits or fewer than ``MIN_DAYS`` service days: the model needs its latest
+day(s) to calibrate the interval on and enough earlier waits to learn from.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ MIN_WAITS = 1000
 MIN_DAYS = 2
 HISTORY_DAYS = 28
 COVERAGE = 0.8
+CALIBRATION = 500          # waits the interval is calibrated on (the latest days; a short day is too few)
 # a small model with LightGBM's usual settings; nothing here is fitted to one hall's data
 PARAMS = {"objective": "quantile", "num_leaves": 15, "learning_rate": 0.1, "min_data_in_leaf": 20,
           "num_threads": 1, "verbose": -1, "seed": 0, "deterministic": True}
@@ -63,8 +64,9 @@ def training_rows(events: Iterable[TicketEvent], template: TicketBook,
 
 
 def fit(rows: dict[int, list[tuple[list[float], float]]], now: float) -> WaitModel | None:
-    """Quantile models on every day but the last, the interval widened to 80 % coverage on the last
-    (split-conformal), then refitted on all days. None while history is thin."""
+    """Quantile models on the older days, the interval's upper end moved to 80 % coverage on the latest
+    days (split-conformal quantile regression, Romano et al. 2019, one-sided), then refitted on all
+    days with that shift. None while history is thin."""
     import lightgbm as lgb
 
     days = sorted(d for d in rows if rows[d])
@@ -80,15 +82,21 @@ def fit(rows: dict[int, list[tuple[list[float], float]]], now: float) -> WaitMod
         return tuple(lgb.train({**PARAMS, "alpha": q}, lgb.Dataset(x, y, free_raw_data=True), ROUNDS)
                      for q in QUANTILES)
 
-    xt, yt = matrix(days[:-1])
-    xc, yc = matrix(days[-1:])
+    split = len(days) - 1                 # calibrate on the latest days holding CALIBRATION waits (at least one)
+    while split > 1 and sum(len(rows[d]) for d in days[split:]) < CALIBRATION:
+        split -= 1
+    xt, yt = matrix(days[:split])
+    xc, yc = matrix(days[split:])
     models = train(xt, yt)
     lo, hi = models[0].predict(xc, num_threads=1), models[2].predict(xc, num_threads=1)
-    scores = np.maximum(lo - yc, yc - hi)            # CQR conformity: how far outside the interval
-    level = min(1.0, COVERAGE * (1 + 1 / len(yc)))
-    widen = float(np.quantile(scores, level))
+    # the 90 % end moved so that 80 % of the calibration waits fall inside [10 %, 90 %]: the lower end
+    # is left as learnt (most waits are 0, where the 10 % model already sits)
+    inside_low = yc >= lo
+    need = int(np.ceil(COVERAGE * (len(yc) + 1)))
+    over = np.sort(yc[inside_low] - hi[inside_low])
+    shift = float(over[min(need, len(over)) - 1]) if len(over) else 0.0
     x, y = matrix(days)
-    return WaitModel(train(x, y), widen, len(y), len(days), now)
+    return WaitModel(train(x, y), shift, len(y), len(days), now)
 
 
 class Trainer:
@@ -144,6 +152,6 @@ class Trainer:
             self.predictor.set_model(model)
             log.info("wait model for day %s: %s", today,
                      "thin history, state-based estimate" if model is None else
-                     f"{model.trained_on} waits over {model.days} days, interval widened {model.widen_s:+.1f} s")
+                     f"{model.trained_on} waits over {model.days} days, upper end moved {model.high_shift_s:+.1f} s")
         except Exception:        # a failed retrain keeps the previous model; the hub goes on
             log.exception("wait model retrain failed")
