@@ -64,9 +64,9 @@ def training_rows(events: Iterable[TicketEvent], template: TicketBook,
 
 
 def fit(rows: dict[int, list[tuple[list[float], float]]], now: float) -> WaitModel | None:
-    """Quantile models on the older days, the interval's upper end moved to 80 % coverage on the latest
-    days (split-conformal quantile regression, Romano et al. 2019, one-sided), then refitted on all
-    days with that shift. None while history is thin."""
+    """The 10 % and 90 % models learn from the older days and the upper end is moved to 80 % coverage
+    on the latest days (split-conformal quantile regression, Romano et al. 2019, one-sided); the median
+    learns from every day. None while history is thin."""
     import lightgbm as lgb
 
     days = sorted(d for d in rows if rows[d])
@@ -78,25 +78,24 @@ def fit(rows: dict[int, list[tuple[list[float], float]]], now: float) -> WaitMod
         pairs = [p for d in ds for p in rows[d]]
         return np.array([x for x, _ in pairs], dtype=np.float64), np.array([y for _, y in pairs], dtype=np.float64)
 
-    def train(x, y):
-        return tuple(lgb.train({**PARAMS, "alpha": q}, lgb.Dataset(x, y, free_raw_data=True), ROUNDS)
-                     for q in QUANTILES)
+    def train(x, y, q):
+        return lgb.train({**PARAMS, "alpha": q}, lgb.Dataset(x, y, free_raw_data=True), ROUNDS)
 
     split = len(days) - 1                 # calibrate on the latest days holding CALIBRATION waits (at least one)
     while split > 1 and sum(len(rows[d]) for d in days[split:]) < CALIBRATION:
         split -= 1
     xt, yt = matrix(days[:split])
     xc, yc = matrix(days[split:])
-    models = train(xt, yt)
-    lo, hi = models[0].predict(xc, num_threads=1), models[2].predict(xc, num_threads=1)
+    low, high = train(xt, yt, QUANTILES[0]), train(xt, yt, QUANTILES[2])
+    lo, hi = low.predict(xc, num_threads=1), high.predict(xc, num_threads=1)
     # the 90 % end moved so that 80 % of the calibration waits fall inside [10 %, 90 %]: the lower end
     # is left as learnt (most waits are 0, where the 10 % model already sits)
     inside_low = yc >= lo
     need = int(np.ceil(COVERAGE * (len(yc) + 1)))
     over = np.sort(yc[inside_low] - hi[inside_low])
     shift = float(over[min(need, len(over)) - 1]) if len(over) else 0.0
-    x, y = matrix(days)
-    return WaitModel(train(x, y), shift, len(y), len(days), now)
+    x, y = matrix(days)                   # the median learns from every day; the interval stays as calibrated
+    return WaitModel((low, train(x, y, QUANTILES[1]), high), shift, len(y), len(days), now)
 
 
 class Trainer:
