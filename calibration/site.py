@@ -15,9 +15,9 @@ from __future__ import annotations
 import io
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 from shapely.geometry import Polygon
@@ -81,6 +81,39 @@ class FloorPlan(Strict):
     width_m: float | None = Field(None, gt=0, description="Real width of the picture in metres.")
 
 
+class CameraDetector(Strict):
+    """Detector settings for one camera's view, over the site's (README: "Packed waiting areas").
+
+    A camera high above a packed waiting area sees heads 10-20 pixels tall; at the
+    default input (320) YOLOX's finest grid (8 px) barely resolves them. A larger
+    ``input_size`` enlarges the frame before detection (YOLOX is fully convolutional,
+    so the frame is scaled, not cut) and a lower ``confidence`` keeps the half-hidden
+    people a crowd is made of; the camera's ``count_correction`` then scales detections to people.
+    """
+
+    input_size: int | None = Field(None, ge=160, le=2048, description="Long side of the detector input in "
+                                   "pixels (YOLOX models); choose it so that the smallest heads are at least "
+                                   "16 px in the input: 1.5 x the frame height for 10-20 px heads.")
+    confidence: float | None = Field(None, gt=0, lt=1, description="Score a detection needs (site default "
+                                     "otherwise).")
+    iou: float | None = Field(None, gt=0, lt=1, description="Overlap above which two boxes are one person (NMS).")
+
+
+class CountCorrection(Strict):
+    """People per detection in this camera's crowded view, fitted from an installer's hand counts.
+
+    ``count = round(people_per_detection x detections)`` per zone: one factor, so an empty
+    zone stays 0 and zone counts still add up to the camera's count. Written by
+    ``hallgrid fit-counts``; the fit's cross-validated errors are kept beside it.
+    """
+
+    people_per_detection: float = Field(gt=0, le=20)
+    images: int = Field(ge=1, description="Hand-counted images it was fitted on.")
+    cv_mae: float | None = Field(None, ge=0, description="Cross-validated count error with the correction.")
+    raw_cv_mae: float | None = Field(None, ge=0, description="The same images' error without it.")
+    fitted: str | None = Field(None, description="When it was fitted (ISO date).")
+
+
 class Camera(Strict):
     """One camera: where its frames come from, how often to detect, and its zones."""
 
@@ -95,6 +128,9 @@ class Camera(Strict):
     zones: list[Zone] = Field(default_factory=list)
     masks: list[Mask] = Field(default_factory=list)
     floor_points: FloorPoints | None = Field(None, description="Camera/floor-plan point pairs (optional).")
+    detector: CameraDetector | None = Field(None, description="This camera's detector settings (dense views).")
+    count_correction: CountCorrection | None = Field(None, description="Occlusion correction from hand counts "
+                                                     "(hallgrid fit-counts).")
 
 
 class DetectorSettings(Strict):
@@ -184,12 +220,44 @@ class AccessSettings(Strict):
     session_hours: float = Field(12.0, gt=0, le=24 * 31, description="How long a board login lasts.")
 
 
+class NotifyKind(str, Enum):
+    """Where alerts go: a generic JSON webhook, or the group robot of a chat app the hall's staff use."""
+
+    WEBHOOK = "webhook"      # every alert change as the alert JSON (ticketing, paging, own bots)
+    WECOM = "wecom"          # 企业微信 group robot, markdown message
+    DINGTALK = "dingtalk"    # 钉钉 custom robot, markdown message, optional signing (加签)
+    FEISHU = "feishu"        # 飞书 custom bot, interactive card, optional signature (签名校验)
+
+
+class NotifyTarget(Strict):
+    """One delivery of the site's alerts (hub part). The URL of a chat robot holds its token, so both
+    ``url`` and ``secret`` are secrets: write ``${ENV_VAR}`` to keep them out of the file; they are
+    never logged or shown."""
+
+    kind: NotifyKind
+    url: SecretStr = Field(description="Webhook URL, or ${ENV_VAR} naming the environment variable that holds it.")
+    secret: SecretStr | None = Field(None, description="Signing secret (DingTalk 加签 'SEC...', Feishu 签名校验), "
+                                     "or ${ENV_VAR}; absent: unsigned.")
+    min_level: Literal["info", "warning", "critical"] = Field(
+        "warning", description="Alerts below this level are not sent (escalation may lift them later).")
+
+    @field_validator("url")
+    @classmethod
+    def _http_or_variable(cls, v: SecretStr) -> SecretStr:
+        text = v.get_secret_value()
+        if not (text.startswith(("http://", "https://")) or text.startswith("${")):
+            raise ValueError("must be an http(s):// URL or ${ENV_VAR}")       # the value itself is not repeated
+        return v
+
+
 class Site(Strict):
     """A hall: its cameras with their zones, and settings shared by the edge box."""
 
     id: Id
     name: str = Field(min_length=1)
     timezone: str = "UTC"
+    language: Literal["zh", "en"] = Field("en", description="Language of the hub's texts for this hall (alert "
+                                          "suggestions, chat-robot messages); the board switches on its own.")
     detector: DetectorSettings = DetectorSettings()
     smoothing: SmoothingSettings = SmoothingSettings()
     cameras: list[Camera] = Field(min_length=1)
@@ -198,6 +266,9 @@ class Site(Strict):
     rules: RuleSettings = RuleSettings()
     access: AccessSettings | None = Field(None, description="Board and API users (hub).")
     floor_plan: FloorPlan | None = Field(None, description="Floor-plan picture for the cameras' floor_points.")
+    board_url: str | None = Field(None, pattern=r"^https?://", description="The board's address as staff reach it "
+                                  "(https://hub.example/): chat-robot messages link there to acknowledge (hub).")
+    notify: list[NotifyTarget] = Field(default_factory=list, description="Where alerts are sent (hub).")
     source_file: Path | None = Field(None, exclude=True)
 
     def camera(self, camera_id: str) -> Camera:

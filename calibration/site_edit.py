@@ -103,3 +103,28 @@ def save_site_text(path: Path, text: str) -> Saved:
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return Saved(site.model_copy(update={"source_file": path.resolve()}), backup)
+
+
+def set_camera_entry(text: str, camera_id: str, key: str, value: dict | None) -> str:
+    """The site text with one mapping under ``camera_id`` (e.g. ``count_correction``) set, or removed for None.
+
+    The rest of the file, comments included, is kept as written.
+    """
+    y = _yaml()
+    doc = y.load(io.StringIO(text))
+    for cam in doc.get("cameras") or []:
+        if cam.get("id") == camera_id:
+            if value is None:
+                cam.pop(key, None)
+            else:
+                entry = cam.get(key) if isinstance(cam.get(key), CommentedMap) else CommentedMap()
+                for old in [k for k in entry if k not in value]:
+                    del entry[old]
+                entry.update(value)
+                cam[key] = entry
+            break
+    else:
+        raise SiteError([f"site has no camera {camera_id!r}"])
+    buf = io.StringIO()
+    y.dump(doc, buf)
+    return buf.getvalue()

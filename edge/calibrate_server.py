@@ -103,17 +103,22 @@ class CalibrateApp:
 
     def snapshot(self, camera_id: str) -> Snapshot:
         """A fresh frame of the camera, with its people detected."""
-        _, state = self.camera(camera_id)
+        camera, state = self.camera(camera_id)
+        settings = camera.detector.model_dump(exclude_none=True) if camera.detector else {}  # as the edge detects
         with state.lock:
             try:
                 frame = state.source.grab()
             except OSError as exc:
                 raise HTTPException(503, f"camera {camera_id}: {exc}") from None
             with self._detect_lock:
-                detections = self.detector(frame.image)
+                detections = self.detector(frame.image, **settings)
             ok, jpeg = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, 85])
             state.last = Snapshot(next(self._numbers), frame, detections, jpeg.tobytes())
             return state.last
+
+    def _input_size(self, camera: Camera) -> int:
+        """The detector input this camera's frames get (its own ``input_size`` in a dense view)."""
+        return camera.detector.input_size if camera.detector and camera.detector.input_size else self.detector.size
 
     def last(self, camera_id: str) -> Snapshot:
         _, state = self.camera(camera_id)
@@ -145,7 +150,7 @@ class CalibrateApp:
                  "capacity": z.capacity or 0, "polygon": z.polygon} for z in shapes.zones if z.id not in problems])
         except ValueError:
             return []  # a bad id or coordinate: saving reports it with the field
-        return check_camera(draft, CameraView(w, h, self.detector.size, snap.detections.xyxy))
+        return check_camera(draft, CameraView(w, h, self._input_size(camera), snap.detections.xyxy))
 
     def save(self, camera_id: str, shapes: ShapesIn) -> dict:
         self.camera(camera_id)
@@ -171,7 +176,7 @@ class CalibrateApp:
             state.proofs += rows
             proofs = list(state.proofs)
         small = {f.zone for f in findings if f.kind == "small_people"}
-        report = prove(proofs, small, self.detector.size)
+        report = prove(proofs, small, self._input_size(camera))
         return {"snapshot": snap.number, "this": [r.__dict__ for r in rows], "zones": [r.to_dict() for r in report]}
 
     def site_json(self) -> dict:

@@ -20,6 +20,8 @@ from calibration.floorplan import site_double_counting
 from calibration.proof import ProofSample, TruthError, parse_truth, prove
 from calibration.site import Camera, Site, SiteError, load_site
 from edge.cli import USER_ERRORS, camera_of, detector_config, detector_options, fail
+from edge.correction import corrected_counts
+from edge.counting import CameraCounter
 from edge.detections import Detections
 from edge.zones import ZoneCounter, to_pixels
 
@@ -105,8 +107,11 @@ def check_cmd(site_path, camera_id, snapshot, out, truth, model, model_dir, conf
             h, w = frame.shape[:2]
             sizes[camera.id] = (w, h)
             counter = ZoneCounter.for_camera(camera)
-            detections = counter.unmasked(detector(frame), w, h)
-            counts = counter.count(detections, w, h) if camera.zones else {}
+            camera_counter = CameraCounter(detector, camera)  # the camera's detector settings, as the edge
+            input_size = camera_counter.detect_options.get("input_size", detector.size)
+            detections = counter.unmasked(camera_counter.detect(frame), w, h)
+            counts = corrected_counts(counter.count(detections, w, h), camera.count_correction) if camera.zones \
+                else {}
             path = _out_path(out, site, camera, len(cameras) > 1)
             path.parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(path), draw_overlay(frame, camera, detections, counts))
@@ -116,7 +121,7 @@ def check_cmd(site_path, camera_id, snapshot, out, truth, model, model_dir, conf
                 click.echo(f"warning: {camera.id}: snapshot is {w}x{h} but frame_size says "
                            f"{camera.frame_size[0]}x{camera.frame_size[1]}", err=True)
                 warnings += 1
-            findings = check_camera(camera, CameraView(w, h, detector.size, detections.xyxy))
+            findings = check_camera(camera, CameraView(w, h, input_size, detections.xyxy))
             for finding in findings:
                 click.echo(f"warning: {finding}", err=True)
             warnings += len(findings)
@@ -125,7 +130,7 @@ def check_cmd(site_path, camera_id, snapshot, out, truth, model, model_dir, conf
                 if unknown:
                     raise TruthError(f"--truth names zones camera {camera.id} does not have: {', '.join(sorted(unknown))}")
                 small = {f.zone for f in findings if f.kind == "small_people"}
-                for p in prove([ProofSample(z, counts[z], n) for z, n in wanted.items()], small, detector.size):
+                for p in prove([ProofSample(z, counts[z], n) for z, n in wanted.items()], small, input_size):
                     click.echo(f"proof {camera.id}/{p.zone}: counted {counts[p.zone]}, you see {wanted[p.zone]}; "
                                f"error {p.bias:+.0f}" + (f"; {' '.join(p.suggestions)}" if p.suggestions else "; ok"))
         if site.floor_plan and site.source_file:

@@ -71,6 +71,8 @@ def build_counter(site_path: str | None, camera_id: str | None, model, model_dir
                   ) -> tuple[Site | None, Camera | None, CameraCounter]:
     site = load_site(site_path) if site_path else None
     camera = camera_of(site, camera_id)
+    if camera and camera.detector and confidence:  # the command line wins over the camera's settings too
+        camera = camera.model_copy(update={"detector": camera.detector.model_copy(update={"confidence": confidence})})
     detector = Detector(detector_config(site, model, confidence, threads, model_dir))
     return site, camera, CameraCounter(detector, camera, site.smoothing if site else SmoothingSettings())
 
@@ -109,20 +111,52 @@ def count(video, site_path, camera_id, out, detect_fps, model, model_dir, confid
 @click.command(name="eval")
 @click.argument("video")
 @click.option("--gt", "gt_path", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="MOTChallenge ground truth (frame,id,left,top,width,height,...).")
+              help="MOTChallenge ground truth (frame,id,left,top,width,height,...) for a video; hand counts "
+                   "(image,count) for a folder of images.")
+@click.option("--gt-points", "points_path", type=click.Path(exists=True, dir_okay=False),
+              help="Images: head points (image,x,y) for recall and precision.")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Images: per-image CSV image,gt,count.")
 @click.option("--gt-frame-offset", default=1, show_default=True,
               help="Ground-truth frame number of video frame 0.")
 @click.option("--site", "site_path", type=click.Path(dir_okay=False), help="Site file; default: whole frame.")
 @click.option("--camera", "camera_id")
 @click.option("--progress/--no-progress", default=False)
 @detector_options
-def eval_cmd(video, gt_path, gt_frame_offset, site_path, camera_id, progress, model, model_dir, confidence, threads):
-    """Measure counting accuracy on VIDEO against ground truth; prints one JSON line."""
+def eval_cmd(video, gt_path, points_path, out, gt_frame_offset, site_path, camera_id, progress, model, model_dir,
+             confidence, threads):
+    """Measure counting accuracy on VIDEO (or a folder of images) against ground truth; prints one JSON line."""
     try:
         _, _, counter = build_counter(site_path, camera_id, model, model_dir, confidence, threads)
+        if Path(video).is_dir():
+            click.echo(json.dumps(eval_images(counter, video, gt_path, points_path, out, progress)))
+            return
+        if points_path or out:
+            raise GroundTruthError("--gt-points and --out are for a folder of images")
         click.echo(json.dumps(evaluate(counter, resolve_sample(video), gt_path, gt_frame_offset, progress)))
     except USER_ERRORS as exc:
         fail(exc)
+
+
+def eval_images(counter: CameraCounter, folder: str, gt_path: str, points_path: str | None, out: str | None,
+                progress: bool) -> dict:
+    """``hallgrid eval`` on stills: the summary, and the per-image counts written to ``out``."""
+    from edge.evaluation import evaluate_images
+    from edge.hand_counts import images_of, load_counts, load_points
+
+    counts = load_counts(gt_path)
+    points = load_points(points_path) if points_path else None
+    score = evaluate_images(counter, images_of(folder, counts), counts, points, progress)
+    if out:
+        with Path(out).open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["image", "gt", "count"])
+            writer.writerows(row[:3] for row in score.rows)
+    summary = score.summary(points is not None)
+    summary["model"] = counter.detector.name
+    summary["input_size"] = counter.detect_options.get("input_size", counter.detector.size)
+    summary["confidence"] = counter.detect_options.get("confidence", counter.detector.config.confidence)
+    summary["correction"] = counter.correction.people_per_detection if counter.correction else None
+    return summary
 
 
 def default_outbox(site_id: str) -> Path:

@@ -75,7 +75,11 @@ def _decode(payload: bytes | str) -> dict:
 
 @dataclass(frozen=True)
 class OccupancyMessage:
-    """People in one zone now: the smoothed count (what alerts use) and this frame's raw count."""
+    """People in one zone now: the smoothed count (what alerts use) and this frame's raw count (detections).
+
+    With a camera's occlusion correction (site ``count_correction``) ``count`` is the corrected count,
+    smoothed, and ``raw`` stays the detections, so a consumer can see how much the correction adds.
+    """
 
     site: str
     camera: str

@@ -180,15 +180,27 @@ class Detector:
                         return self.size, self.size
         return shape
 
-    def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
-        """Letterbox a BGR frame into the model's NCHW float32 input."""
+    def preprocess(self, frame: np.ndarray, input_size: int | None = None) -> tuple[np.ndarray, Letterbox]:
+        """Letterbox a BGR frame into the model's NCHW float32 input.
+
+        ``input_size`` (YOLOX only) is the long side of the input instead of the model's own size:
+        a frame scaled up so that small, distant people cover enough of the finest grid.
+        """
         h, w = frame.shape[:2]
         s = self.size
+        if input_size is not None and input_size != s:
+            if not self._fit_aspect:
+                raise ModelError(f"model {self.name} has a fixed input of {s} px; a camera input_size of "
+                                 f"{input_size} needs a YOLOX model")
+            s = input_size
         r = min(s / h, s / w)
         if self.family is Family.YOLOX:
             nw, nh = int(w * r), int(h * r)
             top, left = 0, 0
             in_h, in_w = self._yolox_shape(nh, nw)
+            if in_h < nh or in_w < nw:
+                raise ModelError(f"model {self.name} keeps a square {self.size} px input; it cannot take "
+                                 f"an input_size of {s}")
         else:
             nw, nh = round(w * r), round(h * r)
             dw, dh = (s - nw) / 2, (s - nh) / 2
@@ -208,9 +220,10 @@ class Detector:
         session = self._yolox[blob.shape[2:]][0] if self.family is Family.YOLOX else self.session
         return session.run(None, {self.input_name: blob})[0]
 
-    def postprocess(self, output: np.ndarray, box: Letterbox) -> Detections:
+    def postprocess(self, output: np.ndarray, box: Letterbox, confidence: float | None = None,
+                    iou: float | None = None) -> Detections:
         """Decode person boxes above the confidence threshold, map them to frame pixels, apply NMS."""
-        conf = self.config.confidence
+        conf = confidence or self.config.confidence
         if self.family is Family.YOLOX:
             out = output[0]
             scores = out[:, 4] * out[:, 5 + PERSON]
@@ -234,12 +247,14 @@ class Detector:
             return Detections()
         xy0 = (centre - size / 2 - (box.pad_x, box.pad_y)) / box.scale
         wh = size / box.scale
-        picked = cv2.dnn.NMSBoxes(np.concatenate([xy0, wh], 1).tolist(), scores.tolist(), conf, self.config.iou)
+        picked = cv2.dnn.NMSBoxes(np.concatenate([xy0, wh], 1).tolist(), scores.tolist(), conf, iou or self.config.iou)
         picked = np.asarray(picked, dtype=np.int64).reshape(-1)
         xyxy = np.concatenate([xy0[picked], xy0[picked] + wh[picked]], 1)
         np.clip(xyxy, 0, (box.width, box.height, box.width, box.height), out=xyxy)
         return Detections(xyxy.astype(np.float32), scores[picked])
 
-    def __call__(self, frame: np.ndarray) -> Detections:
-        blob, box = self.preprocess(frame)
-        return self.postprocess(self.infer(blob), box)
+    def __call__(self, frame: np.ndarray, input_size: int | None = None, confidence: float | None = None,
+                 iou: float | None = None) -> Detections:
+        """People in ``frame``; the keyword settings (a camera's, see CameraDetector) override the config."""
+        blob, box = self.preprocess(frame, input_size)
+        return self.postprocess(self.infer(blob), box, confidence, iou)

@@ -11,7 +11,7 @@ from calibration.site import SmoothingSettings, load_site
 from edge.cli import USER_ERRORS, camera_of, fail
 from edge.counting import CameraCounter
 from edge.detector import Detector, DetectorConfig
-from edge.evaluation import evaluate
+from edge.evaluation import evaluate, evaluate_images
 from edge.samples import resolve_sample
 from models import ModelError
 from models.registry import cache_dir, list_models
@@ -58,7 +58,10 @@ def export_cmd(weights: str, imgsz: int, int8: bool, out_dir: str | None) -> Non
 
 @models_group.command(name="compare")
 @click.argument("video")
-@click.option("--gt", "gt_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--gt", "gt_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="MOTChallenge ground truth for a video; hand counts (image,count) for a folder of images.")
+@click.option("--gt-points", "points_path", type=click.Path(exists=True, dir_okay=False),
+              help="Images: head points (image,x,y) for recall and precision.")
 @click.option("--gt-frame-offset", default=1, show_default=True)
 @click.option("--site", "site_path", type=click.Path(dir_okay=False))
 @click.option("--camera", "camera_id")
@@ -67,13 +70,25 @@ def export_cmd(weights: str, imgsz: int, int8: bool, out_dir: str | None) -> Non
 @click.option("--within-mae", default=0.40, show_default=True, help="Report the fastest model at or below this MAE.")
 @click.option("--frames", "max_frames", type=click.IntRange(1), help="Only the first N frames (a quick look).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of the table.")
-def compare_cmd(video, gt_path, gt_frame_offset, site_path, camera_id, model_dir, confidence, within_mae,
-                max_frames, as_json):
-    """Run eval for every model found and rank them by count error."""
+def compare_cmd(video, gt_path, points_path, gt_frame_offset, site_path, camera_id, model_dir, confidence,
+                within_mae, max_frames, as_json):
+    """Run eval for every model found (on a video or a folder of images) and rank them by count error.
+
+    With --site/--camera the camera's detector settings apply to every model; a model that cannot
+    take them (a fixed input size) is skipped with the reason.
+    """
     try:
         site = load_site(site_path) if site_path else None
         camera = camera_of(site, camera_id)
-        video = resolve_sample(video)
+        images = Path(video).is_dir()
+        if images:
+            from edge.hand_counts import images_of, load_counts, load_points
+
+            counts = load_counts(gt_path)
+            frames = images_of(video, counts)[:max_frames]
+            points = load_points(points_path) if points_path else None
+        else:
+            video = resolve_sample(video)
         results = []
         for spec, path, _ in list_models(model_dir):
             if path is None:
@@ -84,9 +99,16 @@ def compare_cmd(video, gt_path, gt_frame_offset, site_path, camera_id, model_dir
                 click.echo(f"skipping {path}: {exc}", err=True)
                 continue
             counter = CameraCounter(detector, camera, site.smoothing if site else SmoothingSettings())
-            summary = evaluate(counter, video, gt_path, gt_frame_offset, max_frames=max_frames)
+            if images:
+                try:
+                    summary = evaluate_images(counter, frames, counts, points).summary(points is not None)
+                except ModelError as exc:
+                    click.echo(f"skipping {path}: {exc}", err=True)
+                    continue
+            else:
+                summary = evaluate(counter, video, gt_path, gt_frame_offset, max_frames=max_frames)
             summary["model"] = spec.name if spec else path.stem
-            summary["input"] = detector.size
+            summary["input"] = counter.detect_options.get("input_size", detector.size)
             summary.pop("per_zone", None)
             results.append(summary)
         results.sort(key=lambda r: (r["count_mae"], -r["fps"]))
@@ -99,8 +121,9 @@ def compare_cmd(video, gt_path, gt_frame_offset, site_path, camera_id, model_dir
         click.echo(f"{'model':<22} {'input':>5} {'count_mae':>9} {'raw_mae':>8} {'recall':>7} {'precision':>9} "
                    f"{'fps':>7}")
         for r in results:
+            recall, precision = (f"{r[k]:.3f}" if k in r else "-" for k in ("recall", "precision"))
             click.echo(f"{r['model']:<22} {r['input']:>5} {r['count_mae']:>9.3f} {r['raw_count_mae']:>8.3f} "
-                       f"{r['recall']:>7.3f} {r['precision']:>9.3f} {r['fps']:>7.1f}")
+                       f"{recall:>7} {precision:>9} {r['fps']:>7.1f}")
         click.echo(f"fastest with count MAE <= {within_mae}: " + (f"{fastest['model']} ({fastest['fps']:.1f} fps)"
                                                                   if fastest else "none"))
     except USER_ERRORS as exc:

@@ -219,7 +219,7 @@ class EdgeService:
 
     def _process(self, rt: CameraRuntime, frame: np.ndarray, ts: float) -> None:
         started = time.perf_counter()
-        detections = self.detector(frame)
+        detections = rt.counter.detect(frame)
         self.metrics.inference.labels(rt.camera.id).observe(time.perf_counter() - started)
         self.metrics.frames.labels(rt.camera.id).inc()
         h, w = frame.shape[:2]

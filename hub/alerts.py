@@ -5,6 +5,12 @@ module decides when that becomes an alert, so thresholds with hysteresis, minimu
 duration, cooldown and "one open alert per condition" live in one place and every
 rule gets them the same way. ``Alert`` is the published contract (retained on
 ``hallgrid/{site}/alerts/{id}``, served by the API, posted to the webhook).
+
+Texts: ``suggestion`` is the whole sentence in the site's language (``lang``), as in
+version 1; ``texts`` (version 2) has it in every catalogue language, with its parts
+(``where``, ``detail``, ``action``), so the board follows its own language switch and a
+chat robot lays the parts out as lines. A version-1 reader ignores ``texts``; a version-1
+alert read here has ``texts`` empty and its consumers fall back to ``suggestion``.
 """
 
 from __future__ import annotations
@@ -40,11 +46,17 @@ class Condition:
     figures: dict[str, Any] = field(default_factory=dict)
     min_duration_s: float = 60.0
     cooldown_s: float = 300.0
+    texts: dict[str, dict[str, str]] = field(default_factory=dict)   # lang -> where/detail/action/suggestion
+    lang: str = "en"                                                 # the language of ``suggestion``
 
 
 @dataclass(frozen=True)
 class Alert:
-    """The alert contract (JSON on MQTT, HTTP and webhook). Times are ISO 8601 UTC; version ``v``."""
+    """The alert contract (JSON on MQTT, HTTP and webhook). Times are ISO 8601 UTC; version ``v``.
+
+    ``texts``: language -> {"where", "detail", "action", "suggestion"} (v2); ``suggestion`` is
+    ``texts[lang]["suggestion"]``.
+    """
 
     id: str
     site: str
@@ -62,7 +74,9 @@ class Alert:
     resolved_at: str | None = None
     resolved_by: str | None = None
     escalations: int = 0
-    v: int = 1
+    texts: dict[str, dict[str, str]] = field(default_factory=dict)
+    lang: str = "en"
+    v: int = 2
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -161,7 +175,8 @@ class AlertManager:
         stamp = iso_ts(now)
         alert = Alert(id=_slug(f"{c.kind}-{c.key.split(':', 1)[-1]}-{int(now)}"), site=c.site, key=c.key,
                       kind=c.kind, level=c.level, state=OPEN, owner=c.owner, suggestion=c.suggestion,
-                      figures=dict(c.figures), raised_at=stamp, updated_at=stamp)
+                      figures=dict(c.figures), raised_at=stamp, updated_at=stamp, texts=c.texts,
+                      lang=c.lang)
         self.active[c.key] = alert
         self.by_id[alert.id] = alert
         self._level_since[alert.id] = now
@@ -170,7 +185,8 @@ class AlertManager:
 
     def _refresh(self, alert: Alert, c: Condition) -> Alert:
         """Keep the suggestion and figures current without counting it as a state change."""
-        new = replace(alert, suggestion=c.suggestion, figures=dict(c.figures))
+        new = replace(alert, suggestion=c.suggestion, figures=dict(c.figures), texts=c.texts, lang=c.lang,
+                      v=Alert.v)
         self.active[c.key] = self.by_id[alert.id] = new
         return new
 

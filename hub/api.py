@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from hub.access import Access, RequireLogin, actor
 from hub.board import install_board, site_state
+from hub.messages.waits import wait_reason, wait_texts
 from hub.tickets import TicketError, parse
 
 TICKET_EXAMPLE = {"event": "issued", "ticket": "A001", "service": "billing", "ts": "2026-11-23T08:00:00.000Z"}
@@ -54,9 +55,12 @@ def create_app(hub, access: Access | None = None) -> FastAPI:
 
     @app.get("/api/sites/{site}/queues")
     def queues(site: str) -> list[dict[str, Any]]:
+        """Per service: the figures, and the wait in words in every language (``wait_text``), with
+        ``wait_reason`` ok | overloaded | no_counter: what the board shows, never a bare null."""
         st = site_state(hub, site)
         with hub.lock:
-            return st.queues(hub.clock.now())
+            rows = st.queues(hub.clock.now())
+        return [{**q, "wait_reason": wait_reason(q), "wait_text": wait_texts(q)} for q in rows]
 
     @app.get("/api/alerts")
     def alerts(site: str | None = None, state: Literal["active", "all", "open", "acknowledged", "resolved"] = "active",
@@ -115,7 +119,9 @@ def create_app(hub, access: Access | None = None) -> FastAPI:
     @app.get("/api/stats")
     def stats() -> dict[str, Any]:
         with hub.lock:
-            return {"counters": dict(hub.stats), "recent_drops": list(hub.drops)[-50:]}
+            out = {"counters": dict(hub.stats), "recent_drops": list(hub.drops)[-50:]}
+        out["notify"] = hub.notify.stats() if hub.notify is not None else []   # per channel: kind and host only
+        return out
 
     @app.get("/api/stream", response_class=EventSourceResponse)
     async def stream(limit: int | None = Query(None, ge=1, description="Close after this many events (tests).")

@@ -12,6 +12,7 @@ from edge.cli import count, edge_cmd, eval_cmd
 from edge.models_cli import models_group
 from edge.calibrate_cli import calibrate_cmd
 from edge.check_cli import check_cmd
+from edge.fit_counts_cli import fit_counts_cmd
 from hub.replay.cli import replay_command
 from hub.demo import demo_command
 from hub.service import hub_command
@@ -31,6 +32,7 @@ cli.add_command(models_group)
 cli.add_command(demo_command)
 cli.add_command(calibrate_cmd)
 cli.add_command(check_cmd)
+cli.add_command(fit_counts_cmd)
 cli.add_command(replay_command)
 cli.add_command(eval_waits_command)
 

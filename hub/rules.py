@@ -1,5 +1,9 @@
 """The staffing rules: each reads a site's fused state and says how bad one condition is, with a suggestion.
 
+A suggestion is "where: what is wrong: what to do", each part a message-catalogue key with
+its parameters (``hub/messages/catalogue.yaml``), rendered in every language: the alert
+carries them all and the site's language picks the one in ``suggestion``.
+
 Rules return a ``Condition`` for every subject at every tick (also when fine), and
 leave thresholds-over-time (hysteresis, minimum duration, cooldown, escalation) to
 ``hub.alerts.AlertManager``, so a rule is just "which figure, which limit, what to do".
@@ -14,16 +18,35 @@ from calibration.site import ZoneType
 
 from hub.alerts import Condition
 from hub.fusion import SiteState
+from hub.messages import Localized, render_all, suggestion_texts
+from hub.messages.waits import durations, wait_reason, wait_texts
 
 BIG = 1e9   # an infinite wait, as a number the comparisons can use
 
 
-def _wait_text(figures: dict) -> str:
-    """The predicted wait in words; an infinite one says why (no counter, or arrivals outpace service)."""
-    s = figures["predicted_wait_s"]
-    if s is not None:
-        return f"{s / 60:.0f} min"
-    return "unbounded: no counter open" if not figures["open_counters"] else "unbounded: arrivals outpace service"
+Words = Callable[[], tuple["Localized | str", Localized, Localized]]   # () -> (where, detail, action)
+
+
+def _condition(st: SiteState, key: str, kind: str, owner: str, value: float, raise_at: float, clear_at: float,
+               level: str, figures: dict, min_duration_s: float, cooldown_s: float, words: Words) -> Condition:
+    """A condition whose suggestion is rendered from the catalogue only when an alert may need it (the
+    value above its clear threshold): most subjects are fine at most ticks, and rendering every
+    language for them would cost more than the rule itself."""
+    texts = suggestion_texts(*words()) if value > clear_at else {}
+    return Condition(key, kind, st.site.id, owner, value, raise_at, clear_at, level,
+                     texts[st.site.language]["suggestion"] if texts else "", figures, min_duration_s, cooldown_s,
+                     texts=texts, lang=st.site.language)
+
+
+def _service_place(st: SiteState, svc) -> tuple[str, str]:
+    """Owner cell and the words for where a service's customers wait (its zones, else its name)."""
+    zones = [st.zones[z] for z in svc.waiting_zones if z in st.zones]
+    owner = zones[0].zone.grid_cell if zones else "hall"
+    return owner, ", ".join(z.zone.name for z in zones) or (svc.name or svc.id)
+
+
+def _closed_counters(st: SiteState, service: str) -> list[str]:
+    return [c.id for c in st.site.counters if service in c.services and c.id not in st.book.open_counters]
 
 
 def long_wait(st: SiteState, now: float, only: set[str] | None = None) -> list[Condition]:
@@ -34,17 +57,21 @@ def long_wait(st: SiteState, now: float, only: set[str] | None = None) -> list[C
         f = st.service_figures(svc.id, now)
         # None only with no counter serving it: unbounded if tickets wait, else nobody waits
         wait = f["predicted_wait_s"] if f["predicted_wait_s"] is not None else (BIG if f["waiting_tickets"] else 0.0)
-        zones = [st.zones[z] for z in svc.waiting_zones if z in st.zones]
-        owner = zones[0].zone.grid_cell if zones else "hall"
-        where = ", ".join(z.zone.name for z in zones) or (svc.name or svc.id)
-        closed = [c.id for c in st.site.counters if svc.id in c.services and c.id not in st.book.open_counters]
-        action = f"open counter {closed[0]}" if closed else "send the lobby manager to pre-process the queue"
-        text = (f"{where}: {f['waiting_people']} people, {f['waiting_tickets']} tickets for {svc.name or svc.id}, "
-                f"est. wait {_wait_text(f)} > {r.max_wait_s / 60:.0f} min: {action}")
-        out.append(Condition(f"long_wait:{svc.id}", "long_wait", st.site.id, owner, wait, r.max_wait_s,
-                             r.max_wait_s * r.wait_clear_ratio, "warning", text,
-                             {**f, "suggested_counter": closed[0] if closed else None},
-                             r.min_duration_s, r.cooldown_s))
+        owner, where = _service_place(st, svc)
+        closed = _closed_counters(st, svc.id)
+
+        def words(f=f, where=where, closed=closed, svc=svc):
+            detail = render_all(f"alert.long_wait.detail.{wait_reason(f)}", service=svc.name or svc.id,
+                                people=render_all("unit.people", n=f["waiting_people"]),
+                                tickets=render_all("unit.tickets", n=f["waiting_tickets"]),
+                                wait=wait_texts(f), limit=durations(r.max_wait_s))
+            action = (render_all("alert.action.open_counter", counter=closed[0]) if closed
+                      else render_all("alert.long_wait.action.lobby"))
+            return where, detail, action
+        out.append(_condition(st, f"long_wait:{svc.id}", "long_wait", owner, wait, r.max_wait_s,
+                              r.max_wait_s * r.wait_clear_ratio, "warning",
+                              {**f, "suggested_counter": closed[0] if closed else None},
+                              r.min_duration_s, r.cooldown_s, words))
     return out
 
 
@@ -54,11 +81,12 @@ def over_capacity(st: SiteState, now: float, only: set[str] | None = None) -> li
         cap = z.zone.capacity
         if cap <= 0 or z.received_at is None:
             continue
-        text = (f"{z.zone.name}: {z.count} people for {cap} places: open overflow seating and guide customers "
-                "with simple needs to self-service")
-        out.append(Condition(f"over_capacity:{z.zone.id}", "over_capacity", st.site.id, z.zone.grid_cell,
-                             z.count, cap + 1, math.floor(cap * r.capacity_clear_ratio), "warning", text,
-                             {"zone": z.zone.id, "count": z.count, "capacity": cap}, r.min_duration_s, r.cooldown_s))
+        out.append(_condition(st, f"over_capacity:{z.zone.id}", "over_capacity", z.zone.grid_cell, z.count, cap + 1,
+                              math.floor(cap * r.capacity_clear_ratio), "warning",
+                              {"zone": z.zone.id, "count": z.count, "capacity": cap}, r.min_duration_s, r.cooldown_s,
+                              lambda z=z, cap=cap: (z.zone.name, render_all(
+                                  "alert.over_capacity.detail", people=render_all("unit.people", n=z.count),
+                                  places=render_all("unit.places", n=cap)), render_all("alert.over_capacity.action"))))
     return out
 
 
@@ -69,13 +97,14 @@ def entrance_crowd(st: SiteState, now: float, only: set[str] | None = None) -> l
     for z in st.zones_of(ZoneType.ENTRANCE, ZoneType.TICKET_KIOSK, only=only):
         if z.received_at is None:
             continue
-        excess = z.count - explained
-        text = (f"{z.zone.name}: {z.count} people but the ticket flow ({rate * 3600:.0f}/h) explains "
-                f"{explained:.0f}: send the lobby manager to pre-process (consultation, ID copies, number selection)")
-        out.append(Condition(f"entrance_crowd:{z.zone.id}", "entrance_crowd", st.site.id, z.zone.grid_cell, excess,
-                             r.entrance_excess, r.entrance_excess / 2, "info", text,
-                             {"zone": z.zone.id, "count": z.count, "explained": round(explained, 1),
-                              "arrivals_per_h": round(rate * 3600, 1)}, r.min_duration_s, r.cooldown_s))
+        out.append(_condition(st, f"entrance_crowd:{z.zone.id}", "entrance_crowd", z.zone.grid_cell,
+                              z.count - explained, r.entrance_excess, r.entrance_excess / 2, "info",
+                              {"zone": z.zone.id, "count": z.count, "explained": round(explained, 1),
+                               "arrivals_per_h": round(rate * 3600, 1)}, r.min_duration_s, r.cooldown_s,
+                              lambda z=z: (z.zone.name, render_all(
+                                  "alert.entrance_crowd.detail", people=render_all("unit.people", n=z.count),
+                                  rate=f"{rate * 3600:.0f}", explained=f"{explained:.0f}"),
+                                  render_all("alert.entrance_crowd.action"))))
     return out
 
 
@@ -87,11 +116,13 @@ def staff_missing(st: SiteState, now: float, only: set[str] | None = None) -> li
             continue
         called = [t for t in st.book.called_at(c.id) if t.called_ts is not None and now - t.called_ts >= r.called_grace_s]
         missing = 1.0 if (called and z.received_at is not None and z.count == 0) else 0.0
-        text = (f"counter {c.id}: ticket {called[0].ticket if called else '-'} called but nobody at the counter: "
-                f"send staff to counter {c.id}")
-        out.append(Condition(f"staff_missing:{c.id}", "staff_missing", st.site.id, z.zone.grid_cell, missing, 1, 0,
-                             "warning", text, {"counter": c.id, "zone": z.zone.id, "count": z.count,
-                                               "called_tickets": [t.ticket for t in called]}, 0.0, r.cooldown_s))
+        out.append(_condition(st, f"staff_missing:{c.id}", "staff_missing", z.zone.grid_cell, missing, 1, 0,
+                              "warning", {"counter": c.id, "zone": z.zone.id, "count": z.count,
+                                          "called_tickets": [t.ticket for t in called]}, 0.0, r.cooldown_s,
+                              lambda c=c, called=called: (
+                                  render_all("alert.staff_missing.where", counter=c.id),
+                                  render_all("alert.staff_missing.detail", ticket=called[0].ticket if called else "-"),
+                                  render_all("alert.staff_missing.action", counter=c.id))))
     return out
 
 
@@ -100,11 +131,14 @@ def self_service_queue(st: SiteState, now: float, only: set[str] | None = None) 
     for z in st.zones_of(ZoneType.SELF_SERVICE, only=only):
         if z.zone.capacity <= 0 or z.received_at is None:
             continue
-        text = f"{z.zone.name}: {z.count} people at {z.zone.capacity} kiosks: send a guide to help at self-service"
-        out.append(Condition(f"self_service_queue:{z.zone.id}", "self_service_queue", st.site.id, z.zone.grid_cell,
-                             z.count, z.zone.capacity + 1, math.floor(z.zone.capacity * r.capacity_clear_ratio), "info",
-                             text, {"zone": z.zone.id, "count": z.count, "capacity": z.zone.capacity},
-                             r.min_duration_s, r.cooldown_s))
+        out.append(_condition(st, f"self_service_queue:{z.zone.id}", "self_service_queue", z.zone.grid_cell,
+                              z.count, z.zone.capacity + 1, math.floor(z.zone.capacity * r.capacity_clear_ratio),
+                              "info", {"zone": z.zone.id, "count": z.count, "capacity": z.zone.capacity},
+                              r.min_duration_s, r.cooldown_s,
+                              lambda z=z: (z.zone.name, render_all(
+                                  "alert.self_service_queue.detail", people=render_all("unit.people", n=z.count),
+                                  kiosks=render_all("unit.kiosks", n=z.zone.capacity)),
+                                  render_all("alert.self_service_queue.action"))))
     return out
 
 
@@ -114,13 +148,17 @@ def vip_waiting(st: SiteState, now: float, only: set[str] | None = None) -> list
         if not svc.vip or (only is not None and not only.intersection(svc.waiting_zones)):
             continue
         f = st.service_figures(svc.id, now)
-        zones = [st.zones[z] for z in svc.waiting_zones if z in st.zones]
-        owner = zones[0].zone.grid_cell if zones else "hall"
-        closed = [c.id for c in st.site.counters if svc.id in c.services and c.id not in st.book.open_counters]
-        text = (f"VIP {svc.name or svc.id}: {f['waiting_tickets']} waiting, longest {f['oldest_wait_s'] / 60:.0f} min: "
-                + (f"open counter {closed[0]} or serve in the VIP room" if closed else "serve in the VIP room now"))
-        out.append(Condition(f"vip_waiting:{svc.id}", "vip_waiting", st.site.id, owner, f["oldest_wait_s"],
-                             r.vip_max_wait_s, r.vip_max_wait_s / 2, "warning", text, f, 0.0, r.cooldown_s))
+        owner, where = _service_place(st, svc)
+        closed = _closed_counters(st, svc.id)
+
+        def words(f=f, where=where, closed=closed, svc=svc):
+            action = (render_all("alert.vip_waiting.action.counter", counter=closed[0]) if closed
+                      else render_all("alert.vip_waiting.action.room"))
+            return where, render_all("alert.vip_waiting.detail", service=svc.name or svc.id,
+                                     tickets=render_all("unit.tickets", n=f["waiting_tickets"]),
+                                     longest=durations(f["oldest_wait_s"])), action
+        out.append(_condition(st, f"vip_waiting:{svc.id}", "vip_waiting", owner, f["oldest_wait_s"],
+                              r.vip_max_wait_s, r.vip_max_wait_s / 2, "warning", f, 0.0, r.cooldown_s, words))
     return out
 
 
@@ -134,21 +172,24 @@ def stale_data(st: SiteState, now: float, only: set[str] | None = None) -> list[
             continue
         state = st.camera_state.get(cam.id)
         age = now - st.camera_seen.get(cam.id, start)
-        value = BIG if state in ("offline", "camera_lost") else age
-        owner = cam.zones[0].grid_cell
-        text = (f"camera {cam.id} silent for {age:.0f} s (status {state.value if state else 'unknown'}): "
-                "counts for its zones are out of date; check the edge box and camera")
-        out.append(Condition(f"stale_camera:{cam.id}", "stale_camera", st.site.id, owner, value, r.camera_stale_s,
-                             r.camera_stale_s / 2, "warning", text,
-                             {"camera": cam.id, "age_s": round(age, 1), "status": state.value if state else None},
-                             0.0, r.cooldown_s))
+        status = state.value if state else None
+        out.append(_condition(st, f"stale_camera:{cam.id}", "stale_camera", cam.zones[0].grid_cell,
+                              BIG if state in ("offline", "camera_lost") else age, r.camera_stale_s,
+                              r.camera_stale_s / 2, "warning",
+                              {"camera": cam.id, "age_s": round(age, 1), "status": status}, 0.0, r.cooldown_s,
+                              lambda cam=cam, age=age, status=status: (
+                                  render_all("alert.stale_camera.where", camera=cam.name or cam.id),
+                                  render_all("alert.stale_camera.detail", age=durations(age),
+                                             status=render_all(f"camera.status.{status or 'unknown'}")),
+                                  render_all("alert.stale_camera.action"))))
     if st.site.services:
         last = st.book.last_event_at if st.book.last_event_at is not None else start
         age = now - last
-        out.append(Condition("stale_tickets:feed", "stale_tickets", st.site.id, "hall", age, r.ticket_stale_s,
-                             r.ticket_stale_s / 2, "warning",
-                             f"no ticket event for {age / 60:.0f} min: check the ticket system's feed to hallgrid",
-                             {"age_s": round(age, 1)}, 0.0, r.cooldown_s))
+        out.append(_condition(st, "stale_tickets:feed", "stale_tickets", "hall", age, r.ticket_stale_s,
+                              r.ticket_stale_s / 2, "warning", {"age_s": round(age, 1)}, 0.0, r.cooldown_s,
+                              lambda: (render_all("alert.stale_tickets.where"),
+                                       render_all("alert.stale_tickets.detail", age=durations(age)),
+                                       render_all("alert.stale_tickets.action"))))
     return out
 
 

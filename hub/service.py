@@ -1,4 +1,4 @@
-"""The hub service: MQTT in, fusion and rules under one lock, alerts out (MQTT, storage, SSE, webhook).
+"""The hub service: MQTT in, fusion and rules under one lock, alerts out (MQTT, storage, SSE, notify).
 
 One ``Hub`` object serves one or more sites. Every door (MQTT callback thread, HTTP
 requests, the ticker) goes through the same methods under one lock, so state
@@ -39,7 +39,7 @@ class Hub:
     """Fuses occupancy and ticket events of its sites into alerts."""
 
     def __init__(self, sites: list[Site], storage: Storage, clock: Clock | None = None, mqtt_url: str | None = None,
-                 prefix: str = DEFAULT_PREFIX, evaluate_on_message: bool = True, webhook: Any = None,
+                 prefix: str = DEFAULT_PREFIX, evaluate_on_message: bool = True, notify: Any = None,
                  client_id: str | None = None, background_training: bool = True):
         self.clock = clock or SystemClock()
         self.storage = storage
@@ -47,7 +47,7 @@ class Hub:
         self.mqtt_url = mqtt_url
         self.client_id = client_id
         self.evaluate_on_message = evaluate_on_message
-        self.webhook = webhook
+        self.notify = notify              # hub.notify.Notify: webhook and chat robots, each on its own thread
         self.lock = threading.RLock()
         self.sites = {s.id: SiteState(s) for s in sites}
         self.managers = {s.id: AlertManager(s.rules.escalate_after_s) for s in sites}
@@ -324,15 +324,15 @@ class Hub:
 
     # --- outputs -----------------------------------------------------------------------------------
     def _emit(self, alert: Alert, who: str | None) -> None:
-        """Every state change: storage first (a crash after it loses nothing), then MQTT, SSE, webhook."""
+        """Every state change: storage first (a crash after it loses nothing), then MQTT, SSE, notify."""
         self.storage.save_alert(alert, who)
         self.stats[f"alerts_{alert.state}"] += 1
         client = self._client          # stop() may clear it from another thread: use one reading
         if client is not None:
             client.publish(alerts_topic(alert.site, alert.id, self.prefix), alert.to_json(), qos=1, retain=True)
         self._broadcast("alert", alert.to_dict())
-        if self.webhook is not None:
-            self.webhook.send(alert.to_dict())
+        if self.notify is not None:
+            self.notify.send(alert)
         for fn in self.alert_listeners:
             fn(alert)
 
@@ -385,7 +385,8 @@ def _run_ticker(hub: Hub, interval: float, stop: threading.Event) -> None:
 @click.option("--mqtt", "mqtt_url", default="mqtt://127.0.0.1:1883", show_default=True)
 @click.option("--db", "db_url", default="sqlite:///hallgrid-hub.db", show_default=True, help="SQLAlchemy URL.")
 @click.option("--http", "http", default="127.0.0.1:8080", show_default=True, help="HOST:PORT of the API.")
-@click.option("--webhook", "webhook_url", help="POST every alert change as JSON to this URL (retried).")
+@click.option("--webhook", "webhook_url", help="POST every alert change as JSON to this URL (retried); chat "
+              "robots (WeCom, DingTalk, Feishu) are set per site in the site file's notify: list.")
 @click.option("--tick", "tick_s", default=1.0, show_default=True, help="Seconds between rule evaluations.")
 @click.option("--prefix", default=DEFAULT_PREFIX, show_default=True, help="MQTT topic prefix.")
 @click.option("--no-auth", "no_auth", is_flag=True, help="Serve the board and API without login (trusted network "
@@ -398,8 +399,8 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     from calibration.site import SiteError, load_site
     from hub.access import AccessError, access_for_hub
     from hub.api import create_app
+    from hub.notify import Notify, NotifyError
     from hub.storage import Storage
-    from hub.webhook import Webhook
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -421,12 +422,16 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     if token:
         click.echo(f"no users configured (site file access:, HALLGRID_USERS, HALLGRID_TOKEN): this run's "
                    f"duty-manager token is {token}")
-    hub = Hub(sites, Storage(db_url), mqtt_url=mqtt_url, prefix=prefix,
-              webhook=Webhook(webhook_url) if webhook_url else None,
+    try:
+        notify = Notify.for_sites(sites, webhook_url)
+    except NotifyError as exc:
+        raise click.ClickException(str(exc)) from None
+    hub = Hub(sites, Storage(db_url), mqtt_url=mqtt_url, prefix=prefix, notify=notify,
               client_id=f"hallgrid-hub-{'-'.join(s.id for s in sites)}"[:64])
     try:
         hub.start()
     except (RuntimeError, OSError) as exc:
+        notify.close(timeout=1.0)
         raise click.ClickException(str(exc)) from None
     stop = threading.Event()
     threading.Thread(target=_run_ticker, args=(hub, tick_s, stop), daemon=True, name="hub-ticker").start()
@@ -436,5 +441,4 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     finally:
         stop.set()
         hub.stop()
-        if hub.webhook is not None:
-            hub.webhook.close()
+        notify.close()

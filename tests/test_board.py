@@ -133,6 +133,10 @@ def test_board_live_alert_acknowledge(live, browser):
         page.wait_for_function("document.querySelector('#zone-waiting-b .zone-count').textContent === '6'")
         assert page.get_attribute("#zone-waiting-b", "data-state") == "ok"
         page.wait_for_selector("tr[data-service=billing] td:nth-child(2):text('4')")
+        # the wait in words from the hub's catalogue: minutes with a range (or overload described), never ∞
+        wait_en = page.text_content("tr[data-service=billing] td.wait")
+        assert re.fullmatch(r"about \d+ min( \(\d+-\d+\))?|overloaded: 4 tickets, 1 counter.*", wait_en), wait_en
+        assert page.text_content("tr[data-service=vip] td.wait") == "no counter open"
         # an alert: waiting area B over its 10 seats (billing's 4 tickets for one counter may raise a
         # long-wait alert beside it, in either order: pick the capacity card by its id)
         hall.count("waiting-b", 12)
@@ -164,12 +168,23 @@ def test_board_live_alert_acknowledge(live, browser):
     page = tablet.new_page()
     try:
         login(page, h.url)
-        page.wait_for_selector(".alert[data-state=open]")
+        card = page.wait_for_selector(".alert[data-state=open][data-id^='self_service_queue-self-service']")
+        alert_id = card.get_attribute("data-id")
         assert page.text_content("h2 [data-i18n=alerts]") == "预警"
+        # the hub's sentences in the board's language: the alert suggestion and the wait in words
+        assert "5人排队使用3台自助机" in card.text_content()
+        assert page.text_content("tr[data-service=vip] td.wait") == "无窗口开放"
+        assert re.fullmatch(r"约\d+分钟(（\d+-\d+分钟）)?|超负荷：4张票，1个窗口.*", page.text_content("tr[data-service=billing] td.wait"))
+        # the chat robot's "acknowledge on the board" link opens the board on that alert
+        page.goto(f"{h.url}/board?site=hall-1&alert={alert_id}")
+        page.wait_for_selector(f"#alert-{alert_id}.focus")
         page.screenshot(path=str(SCREENSHOTS / "board-tablet-1280x800.png"))
         assert page.evaluate("document.documentElement.scrollWidth") <= 1280     # nothing cut off sideways
         page.click("#lang")                                                       # the switch: English
         assert page.text_content("h2 [data-i18n=alerts]") == "Alerts"
+        assert "5 people at 3 kiosks: send a guide" in page.text_content(f"#alert-{alert_id} .suggestion")
+        assert page.text_content("tr[data-service=vip] td.wait") == "no counter open"
+        page.screenshot(path=str(SCREENSHOTS / "board-tablet-1280x800-en.png"))
     finally:
         tablet.close()
 

@@ -25,7 +25,7 @@ def test_eval_whole_frame_meets_the_accuracy_goal(need_footage):
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["frames"] == 795
-    assert result["count_mae"] <= 0.40
+    assert result["count_mae"] <= 0.33  # issue 16: the dense-view work must not cost PETS09 anything
     assert result["count_mae"] < result["raw_count_mae"]  # smoothing helps on the whole frame
     assert result["recall"] > 0.85 and result["precision"] > 0.85
     assert result["fps"] > 0

@@ -63,6 +63,10 @@ def test_ticket_intake_and_reasons(client, hub):
     assert csv.json()["accepted"] == 1 and "unknown counter '7'" in csv.json()["rejected"][0]
     queues = {q["service"]: q for q in client.get("/api/sites/hall-1/queues").json()}
     assert queues["billing"]["waiting_tickets"] == 2 and queues["billing"]["open_counters"] == ["1"]
+    # the wait in words in both languages beside the figures; a service nobody serves says so
+    assert queues["billing"]["wait_reason"] in ("ok", "overloaded") and "∞" not in queues["billing"]["wait_text"]["en"]
+    assert queues["vip"]["wait_reason"] == "no_counter"
+    assert queues["vip"]["wait_text"] == {"zh": "无窗口开放", "en": "no counter open"}
     stats = client.get("/api/stats").json()
     assert stats["counters"]["ticket_rejected"] == 3 and stats["counters"]["ticket_ok"] == 3
 
@@ -79,8 +83,10 @@ def test_alert_lifecycle_over_http(client, hub):
     assert [a["key"] for a in alerts] == ["long_wait:billing"]
     a = alerts[0]
     assert a["state"] == "open" and a["owner"] == "B" and a["figures"]["waiting_tickets"] == 3
-    assert a["suggestion"] == ("Waiting area A: 3 people, 3 tickets for Billing, est. wait unbounded: no counter open > 5 min: "
-                               "open counter 1")
+    assert a["suggestion"] == "Waiting area A: 3 people, 3 tickets for Billing, no counter open: open counter 1"
+    assert a["lang"] == "en" and a["v"] == 2
+    assert a["texts"]["zh"] == {"where": "Waiting area A", "detail": "3人、3张票等候Billing，无窗口开放",
+                                "action": "开启1号窗口", "suggestion": "Waiting area A：3人、3张票等候Billing，无窗口开放，开启1号窗口"}
     hub.clock.advance(30)
     r = client.post(f"/api/alerts/{a['id']}/acknowledge", json={"who": "wang"})
     assert r.status_code == 200 and r.json()["acknowledged_by"] == "wang"

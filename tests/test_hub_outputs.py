@@ -1,7 +1,10 @@
-"""Outputs beyond the API: the webhook (retried) and carrying on alerts from retained topics."""
+"""Outputs beyond the API: the webhook (retried) and carrying on alerts from retained topics.
+(The chat robots, against a real local HTTP server: tests/test_notify.py.)"""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 
 import httpx
@@ -10,10 +13,19 @@ from edge.clock import ManualClock
 from hub.service import Hub
 from hub.storage import Storage
 from hub.tickets import parse
-from hub.webhook import Webhook
+from hub.alerts import Alert
+from hub.notify import Notify
+from hub.notify.webhook import Webhook
 
 from test_hub_scenario import T0, wait_until
 from test_hub_site import hall_site
+
+
+def alert(n: int = 1, **kw) -> Alert:
+    """A sample alert change (``kw`` overrides any field)."""
+    base = dict(id=f"a{n}", site="hall-1", key=f"k:{n}", kind="long_wait", level="warning", state="open", owner="B",
+                suggestion="s", figures={}, raised_at="2026-11-23T08:00:00.000Z", updated_at="2026-11-23T08:00:00.000Z")
+    return Alert(**{**base, **kw})
 
 
 def test_webhook_retries_until_delivered():
@@ -24,16 +36,16 @@ def test_webhook_retries_until_delivered():
         return httpx.Response(503 if len(calls) < 3 else 200)
 
     hook = Webhook("http://receiver/alerts", retries=5, backoff_s=0.01, transport=httpx.MockTransport(handler))
-    hook.send({"id": "a1", "state": "open"})
+    hook.send(alert(1))
     wait_until(lambda: hook.sent == 1, what="delivery")
     hook.close()
-    assert len(calls) == 3 and calls[-1].read() == b'{"id":"a1","state":"open"}'
+    assert len(calls) == 3 and json.loads(calls[-1].read()) == alert(1).to_dict()
 
 
 def test_webhook_gives_up_after_retries():
     hook = Webhook("http://receiver/alerts", retries=2, backoff_s=0.01,
                    transport=httpx.MockTransport(lambda r: httpx.Response(500)))
-    hook.send({"id": "a1"})
+    hook.send(alert(1))
     wait_until(lambda: hook.failed == 1, what="giving up")
     hook.close()
 
@@ -43,7 +55,8 @@ def test_hub_posts_alert_changes_and_a_new_hub_adopts_retained_alerts(tmp_path):
     hook = Webhook("http://receiver/alerts", transport=httpx.MockTransport(
         lambda r: posted.append(r.read()) or httpx.Response(204)))
     clock = ManualClock(T0)
-    a = Hub([hall_site(min_duration_s=0)], Storage(f"sqlite:///{tmp_path / 'a.db'}"), clock=clock, webhook=hook,
+    a = Hub([hall_site(min_duration_s=0)], Storage(f"sqlite:///{tmp_path / 'a.db'}"), clock=clock,
+            notify=Notify(everywhere=[hook]),
             evaluate_on_message=False)
     a.ingest_ticket("hall-1", parse({"event": "issued", "ticket": "A1", "service": "billing"}, T0))
     raised = [x for x in a.tick() if x.key == "long_wait:billing"]
@@ -65,7 +78,23 @@ def test_webhook_close_does_not_hang_on_a_full_queue_while_backing_off():
     hook = Webhook("http://receiver/alerts", retries=5, backoff_s=30.0, max_queue=2,
                    transport=httpx.MockTransport(lambda r: httpx.Response(503)))
     for i in range(5):
-        hook.send({"n": i})
+        hook.send(alert(i))
     started = time.monotonic()
     hook.close(timeout=5.0)
     assert time.monotonic() - started < 2.0 and not hook._thread.is_alive()
+
+
+def test_a_slow_receiver_never_holds_the_hub(tmp_path):
+    release = threading.Event()
+    hook = Webhook("http://receiver/alerts", transport=httpx.MockTransport(
+        lambda r: release.wait(10) and httpx.Response(204)))
+    hub = Hub([hall_site(min_duration_s=0)], Storage(f"sqlite:///{tmp_path / 'a.db'}"), clock=ManualClock(T0),
+              notify=Notify(everywhere=[hook]), evaluate_on_message=False)
+    hub.ingest_ticket("hall-1", parse({"event": "issued", "ticket": "A1", "service": "billing"}, T0))
+    started = time.monotonic()
+    assert [a.key for a in hub.tick() if a.key == "long_wait:billing"]       # raised and handed to the channel
+    hub.ingest_ticket("hall-1", parse({"event": "issued", "ticket": "A2", "service": "billing"}, T0))
+    assert time.monotonic() - started < 2.0 and hook.sent == 0       # the receiver still hangs, the hub went on
+    release.set()
+    wait_until(lambda: hook.sent >= 1, what="delivery once the receiver answers")
+    hook.close()

@@ -22,3 +22,14 @@ def test_unknown_key_or_language_is_an_error():
         render("no.such.key", "en")
     with pytest.raises(MessageError):
         render("unit.tickets", "fr", n=1)
+
+
+def test_every_language_of_a_message_takes_the_same_parameters():
+    import string
+
+    def fields(entry) -> set[str]:
+        texts = entry.values() if isinstance(entry, dict) else [entry]
+        return {f for t in texts for _, f, _, _ in string.Formatter().parse(t) if f}
+
+    mismatched = [key for key, entry in catalogue().items() if len({frozenset(fields(v)) for v in entry.values()}) > 1]
+    assert mismatched == []

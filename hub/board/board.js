@@ -28,10 +28,12 @@
   }
 
   const nowS = () => Date.now() / 1000 + S.offset;     // hub time, from the offset measured at load
-  function minutes(s, counters) {
-    if (s === null || s === undefined) return counters ? "∞" : t("no_counter");
+  function minutes(s) {                  // a duration figure; the wait itself comes in words from the hub
+    if (s === null || s === undefined) return "–";
     return s < 90 ? `${Math.round(s)} ${t("s")}` : `${Math.round(s / 60)} ${t("min")}`;
   }
+  // a text the hub rendered from its message catalogue in every language: the board's language picks
+  const said = (texts, fallback) => (texts && texts[I18N.lang]) || fallback;
   function age(iso) {
     const s = Math.max(0, nowS() - Date.parse(iso) / 1000);
     if (s < 30) return t("now");
@@ -43,7 +45,8 @@
   async function loadAll() {
     S.me = await api("/api/me");
     S.sites = await api("/api/sites");
-    const wanted = new URLSearchParams(location.search).get("site");
+    const params = new URLSearchParams(location.search), wanted = params.get("site");
+    S.focus = params.get("alert");
     S.site = (S.sites.find((s) => s.id === wanted) || S.sites[0] || {}).id;
     if (!S.site) return;
     const [zones, queues, alerts, resolved, health, series] = await Promise.all([
@@ -55,6 +58,8 @@
     S.queues = queues; S.health = health; S.series = series;
     S.alerts = new Map([...resolved, ...alerts].map((a) => [a.id, a]));
     renderAll();
+    const focus = S.focus && $(`alert-${S.focus}`);       // opened from a chat robot's "acknowledge" link
+    if (focus) focus.scrollIntoView({ block: "center" });
   }
   let queueTimer = null;
   function reloadQueues() {            // after ticket events, at most twice a second
@@ -127,13 +132,14 @@
   }
   function renderQueues() {
     $("queues").replaceChildren(...S.queues.map((q) => {
-      const wait = q.predicted_wait_s;
-      const cls = q.waiting_tickets && wait === null ? "bad" : wait > 300 ? "bad" : wait > 180 ? "warn" : "";
-      return h("tr", { dataset: { service: q.service } },
+      const wait = q.predicted_wait_s, reason = q.wait_reason;
+      const cls = reason === "overloaded" || (reason === "no_counter" && q.waiting_tickets) ? "bad"
+        : wait > 300 ? "bad" : wait > 180 ? "warn" : "";
+      return h("tr", { dataset: { service: q.service, reason } },
         h("td", {}, q.name, q.vip ? h("span", { class: "tag" }, "VIP") : null),
         h("td", { class: "num" }, q.waiting_tickets), h("td", { class: "num" }, q.waiting_people),
         h("td", {}, q.open_counters.length ? q.open_counters.join(", ") : t("none")),
-        h("td", { class: `num ${cls}` }, q.waiting_tickets || q.arrivals_per_h ? minutes(wait, q.open_counters.length) : "–"));
+        h("td", { class: `wait ${cls}` }, said(q.wait_text, "–")));
     }));
   }
   function renderHealth() {
@@ -149,20 +155,26 @@
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ who: S.me.name || "board" }) });
     S.alerts.set(updated.id, updated); renderAlerts();
   }
+  function figLabel(k) {                 // a figure's name in the board's language (raw name if unknown)
+    const x = t(`fig_${k}`);
+    return x === `fig_${k}` ? k.replace(/_/g, " ") : x;
+  }
   function alertCard(a) {
-    const skip = new Set(["name", "service", "vip", "zone", "counter"]);
+    // the wait figures are in the suggestion, in words with their range: not repeated as bare numbers
+    const skip = new Set(["name", "service", "vip", "zone", "counter", "predicted_wait_s", "wait_low_s", "wait_high_s",
+                          "wait_reason", "frees_every_s", "wait_source"]);
     const figs = Object.entries(a.figures || {}).filter(([k, v]) => v !== null && typeof v !== "object" && typeof v !== "boolean" && !skip.has(k))
-      .slice(0, 6).map(([k, v]) => h("span", { class: "fig" }, h("b", {}, k.replace(/_/g, " ")), ` ${typeof v === "number" && k.endsWith("_s") ? minutes(v) : v}`));
+      .slice(0, 6).map(([k, v]) => h("span", { class: "fig" }, h("b", {}, figLabel(k)), ` ${typeof v === "number" && k.endsWith("_s") ? minutes(v) : v}`));
     const canAct = S.me && S.me.can_act;
     const buttons = a.state === "resolved" || !canAct ? null : h("div", { class: "actions" },
       a.state === "open" ? h("button", { class: "ack", onclick: () => act(a, "acknowledge") }, t("acknowledge")) : null,
       h("button", { class: "resolve ghost", onclick: () => act(a, "resolve") }, t("resolve")));
     const who = a.state === "resolved" ? `${t("resolved_by")} ${a.resolved_by}` : a.acknowledged_by ? `${t("ack_by")} ${a.acknowledged_by}` : null;
-    return h("article", { class: `alert ${a.level} ${a.state}`, id: `alert-${a.id}`, dataset: { id: a.id, state: a.state, level: a.level } },
+    return h("article", { class: `alert ${a.level} ${a.state}${a.id === S.focus ? " focus" : ""}`, id: `alert-${a.id}`, dataset: { id: a.id, state: a.state, level: a.level } },
       h("div", { class: "alert-head" },
         h("span", { class: `level ${a.level}` }, t(a.level)), h("span", { class: "kind" }, t(a.kind)),
         h("span", { class: "state" }, t(a.state)), h("span", { class: "age", dataset: { raised: a.raised_at } }, age(a.raised_at))),
-      h("p", { class: "suggestion" }, a.suggestion),
+      h("p", { class: "suggestion" }, ((a.texts || {})[I18N.lang] || a).suggestion),
       h("div", { class: "figures" }, h("span", { class: "fig" }, h("b", {}, t("owner")), ` ${a.owner}`),
         a.escalations ? h("span", { class: "fig" }, h("b", {}, t("escalated")), ` ×${a.escalations}`) : null, figs),
       who ? h("div", { class: "who" }, who) : null, buttons);

@@ -1,5 +1,6 @@
 /* Board labels in English and Chinese: the browser's language picks, the header switch overrides
-   (remembered in localStorage). Hub-generated suggestions stay as the hub wrote them. */
+   (remembered in localStorage). Sentences the hub writes (alert suggestions, the wait in words) come
+   from its message catalogue in every language (alert.texts, queue wait_text): the board picks. */
 "use strict";
 const I18N = (() => {
   const T = {
@@ -12,7 +13,7 @@ const I18N = (() => {
       open_counters: "Open counters", predicted_wait: "Predicted wait", cell: "Cell", no_data: "no data",
       no_alerts: "No active alerts", acknowledge: "Acknowledge", resolve: "Resolve", ack_by: "acknowledged by",
       resolved_by: "resolved by", owner: "owner", ago: "ago", now: "just now", none: "none",
-      no_counter: "no counter", cameras: "Cameras", ticket_feed: "Ticket feed", viewer: "viewer",
+      cameras: "Cameras", ticket_feed: "Ticket feed", viewer: "viewer",
       duty_manager: "duty manager", last_hour: "last hour", escalated: "escalated",
       open: "open", acknowledged: "acknowledged", resolved: "resolved",
       info: "info", warning: "warning", critical: "critical",
@@ -22,6 +23,10 @@ const I18N = (() => {
       entrance: "entrance", lobby_desk: "lobby desk", ticket_kiosk: "ticket kiosk", waiting: "waiting",
       counter: "counter", self_service: "self-service", vip: "VIP", other: "other",
       min: "min", s: "s",
+      fig_waiting_tickets: "tickets", fig_waiting_people: "people", fig_service_time_s: "service time",
+      fig_arrivals_per_h: "arrivals/h", fig_oldest_wait_s: "longest wait", fig_suggested_counter: "suggested counter",
+      fig_count: "count", fig_capacity: "capacity", fig_explained: "explained by tickets", fig_age_s: "silent for",
+      fig_status: "status", fig_camera: "camera",
     },
     zh: {
       login_title: "值班经理看板", user: "用户名", password: "密码", sign_in: "登录",
@@ -32,7 +37,7 @@ const I18N = (() => {
       open_counters: "开放柜台", predicted_wait: "预计等候", cell: "网格", no_data: "无数据",
       no_alerts: "当前无预警", acknowledge: "确认", resolve: "解除", ack_by: "确认人",
       resolved_by: "解除人", owner: "责任网格", ago: "前", now: "刚刚", none: "无",
-      no_counter: "无柜台", cameras: "摄像头", ticket_feed: "排队叫号数据", viewer: "查看者",
+      cameras: "摄像头", ticket_feed: "排队叫号数据", viewer: "查看者",
       duty_manager: "值班经理", last_hour: "近一小时", escalated: "已升级",
       open: "待处理", acknowledged: "已确认", resolved: "已解除",
       info: "提示", warning: "警告", critical: "严重",
@@ -42,6 +47,10 @@ const I18N = (() => {
       entrance: "入口", lobby_desk: "大堂经理台", ticket_kiosk: "取号机", waiting: "等候区",
       counter: "柜台", self_service: "自助区", vip: "VIP", other: "其他",
       min: "分钟", s: "秒",
+      fig_waiting_tickets: "等候票号", fig_waiting_people: "等候人数", fig_service_time_s: "平均办理",
+      fig_arrivals_per_h: "每小时取号", fig_oldest_wait_s: "最长等候", fig_suggested_counter: "建议开启",
+      fig_count: "人数", fig_capacity: "容量", fig_explained: "取号可解释", fig_age_s: "无数据时长",
+      fig_status: "状态", fig_camera: "摄像头",
     },
   };
   let lang = localStorage.getItem("hallgrid.lang") ||

@@ -14,6 +14,9 @@ Format of ``catalogue.yaml``::
       en: {one: "{n} ticket", other: "{n} tickets"}
       zh: "{n}张票"
 
+A parameter may itself be a ``Localized`` text (what ``render_all`` returns): each language
+then gets its own words, so sentences nest without f-strings ("{people}, {tickets} for ...").
+
 Example::
 
     >>> render("unit.tickets", "en", n=1)
@@ -30,6 +33,10 @@ from ruamel.yaml import YAML
 
 LANGUAGES = ("zh", "en")
 DEFAULT_LANGUAGE = "en"
+
+
+class Localized(dict):
+    """One text in every language (language -> text); as a ``render`` parameter it is taken per language."""
 
 
 class MessageError(KeyError):
@@ -51,9 +58,30 @@ def render(key: str, lang: str = DEFAULT_LANGUAGE, /, **params: Any) -> str:
         raise MessageError(f"message {key!r} has no {lang!r} text in hub/messages/catalogue.yaml") from None
     if isinstance(entry, dict):
         entry = entry["one" if params.get("n") == 1 else "other"]
-    return entry.format(**params)
+    return entry.format(**{k: v[lang] if isinstance(v, Localized) else v for k, v in params.items()})
 
 
-def render_all(key: str, /, **params: Any) -> dict[str, str]:
+def label(prefix: str, value: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    """The catalogue's name for a code (``label("kind", "long_wait", "zh")`` -> "等候过长"); the code itself
+    when the catalogue has none, for codes from outside (a peer hub's alert kind) that must still show."""
+    try:
+        return render(f"{prefix}.{value}", lang)
+    except MessageError:
+        return value
+
+
+def render_all(key: str, /, **params: Any) -> Localized:
     """The text in every language, for contracts that carry both (the board switches language live)."""
-    return {lang: render(key, lang, **params) for lang in LANGUAGES}
+    return Localized({lang: render(key, lang, **params) for lang in LANGUAGES})
+
+
+def suggestion_texts(where: Localized | str, detail: Localized | str, action: Localized | str) -> dict[str, dict[str, str]]:
+    """An alert's ``texts`` (contract v2): per language its parts and the whole suggestion
+    ("where: detail: action", key ``alert.suggestion``). A plain str part (a zone name from the
+    site file) is the same in every language."""
+    out = {}
+    for lang in LANGUAGES:
+        parts = {k: v[lang] if isinstance(v, Localized) else v
+                 for k, v in (("where", where), ("detail", detail), ("action", action))}
+        out[lang] = {**parts, "suggestion": render("alert.suggestion", lang, **parts)}
+    return out

@@ -1,6 +1,7 @@
 """One self-contained HTML report of a replay: tables and matplotlib figures inlined as base64 PNG.
 
 No scripts, no external files: it opens from a mail attachment or a shared drive.
+Every word comes from the message catalogue (``replay.*`` keys), in the site's language.
 Figures are rendered with the Agg backend (no display needed) and without the
 software tag, so the same replay gives the same images.
 """
@@ -19,7 +20,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+# Chinese labels: glyphs DejaVu lacks come from WenQuanYi (.ci/setup installs it), English ones are unchanged
+# (a list of families, not the generic "sans-serif": only a list falls back glyph by glyph)
+matplotlib.rcParams["font.family"] = ["DejaVu Sans", "WenQuanYi Micro Hei"]
+
 from edge.contract import parse_ts  # noqa: E402
+from hub.messages import label, render as say  # noqa: E402
 from hub.replay.series import Table  # noqa: E402
 from hub.replay.start_time import to_local  # noqa: E402
 
@@ -38,7 +44,7 @@ def _local(epoch: float, tz: str) -> datetime:
     return to_local(epoch, tz).replace(tzinfo=None)
 
 
-def occupancy_figure(zones: Table, tz: str) -> str:
+def occupancy_figure(zones: Table, tz: str, lang: str = "en") -> str:
     lines: dict[str, tuple[list, list, list]] = defaultdict(lambda: ([], [], []))
     for ts, _, cam, zone, _, raw, sm in zones.rows:
         x, r, s = lines[f"{cam}/{zone}"]
@@ -48,17 +54,17 @@ def occupancy_figure(zones: Table, tz: str) -> str:
     fig, ax = plt.subplots(figsize=(10, 3.6))
     for i, (name, (x, r, s)) in enumerate(sorted(lines.items())):
         colour = f"C{i % 10}"
-        ax.step(x, s, where="post", color=colour, label=f"{name} (smoothed)")
+        ax.step(x, s, where="post", color=colour, label=say("replay.fig.smoothed", lang, name=name))
         ax.plot(x, r, color=colour, alpha=0.25, linewidth=0.8)
-    ax.set_ylabel("people")
-    ax.set_xlabel(f"time ({tz})")
-    ax.set_title("Occupancy per zone (line: smoothed, faint: raw)")
+    ax.set_ylabel(say("replay.fig.people", lang))
+    ax.set_xlabel(say("replay.fig.time", lang, tz=tz))
+    ax.set_title(say("replay.fig.occupancy", lang))
     ax.legend(fontsize=8, loc="upper left", ncol=2)
     ax.grid(alpha=0.3)
     return _png(fig)
 
 
-def heat_figure(heat: dict[str, dict[str, float]]) -> str:
+def heat_figure(heat: dict[str, dict[str, float]], lang: str = "en") -> str:
     zones = sorted(heat)
     hours = sorted({h for z in heat.values() for h in z})
     grid = [[heat[z].get(h, float("nan")) for h in hours] for z in zones]
@@ -69,12 +75,12 @@ def heat_figure(heat: dict[str, dict[str, float]]) -> str:
     for i, row in enumerate(grid):
         for j, v in enumerate(row):
             ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8)
-    ax.set_title("Mean people per zone by hour")
+    ax.set_title(say("replay.fig.heat", lang))
     fig.colorbar(im, ax=ax)
     return _png(fig)
 
 
-def waits_figure(queues: Table, tz: str) -> str:
+def waits_figure(queues: Table, tz: str, lang: str = "en") -> str:
     by_service: dict[str, tuple[list, list, list]] = defaultdict(lambda: ([], [], []))
     for row in queues.rows:
         x, w, n = by_service[row[2]]
@@ -85,17 +91,17 @@ def waits_figure(queues: Table, tz: str) -> str:
     for i, (svc, (x, w, n)) in enumerate(sorted(by_service.items())):
         a1.step(x, w, where="post", color=f"C{i}", label=svc)
         a2.step(x, n, where="post", color=f"C{i}", label=svc)
-    a1.set_ylabel("predicted wait (min)")
-    a1.set_title("Waits per service (gaps: no counter open)")
-    a2.set_ylabel("tickets waiting")
-    a2.set_xlabel(f"time ({tz})")
+    a1.set_ylabel(say("replay.fig.wait_min", lang))
+    a1.set_title(say("replay.fig.waits", lang))
+    a2.set_ylabel(say("replay.fig.tickets_waiting", lang))
+    a2.set_xlabel(say("replay.fig.time", lang, tz=tz))
     for a in (a1, a2):
         a.grid(alpha=0.3)
         a.legend(fontsize=8, loc="upper left")
     return _png(fig)
 
 
-def alerts_figure(alerts: list[dict[str, Any]], start: float, end: float, tz: str) -> str:
+def alerts_figure(alerts: list[dict[str, Any]], start: float, end: float, tz: str, lang: str = "en") -> str:
     keys = sorted({a["key"] for a in alerts})
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(keys) + 1.4))
     for a in alerts:
@@ -107,22 +113,22 @@ def alerts_figure(alerts: list[dict[str, Any]], start: float, end: float, tz: st
             ax.plot([_local(parse_ts(a["acknowledged_at"]), tz)], [y], "k|", markersize=14)
     ax.set_yticks(range(len(keys)), keys)
     ax.set_xlim(_local(start, tz), _local(end, tz))
-    ax.set_xlabel(f"time ({tz}); colour: final level")
-    ax.set_title("Alerts that would have fired")
+    ax.set_xlabel(say("replay.fig.alerts_time", lang, tz=tz))
+    ax.set_title(say("replay.fig.alerts", lang))
     ax.grid(alpha=0.3, axis="x")
     return _png(fig)
 
 
-def error_figure(acc: dict[str, Any]) -> str:
+def error_figure(acc: dict[str, Any], lang: str = "en") -> str:
     rows = [(f"{name.split(':')[0]}/{z}", v["count_mae"], v["raw_count_mae"])
             for name, doc in acc.items() for z, v in sorted(doc["overall"].get("per_zone", {}).items())]
     fig, ax = plt.subplots(figsize=(10, 3))
     xs = range(len(rows))
-    ax.bar([x - 0.2 for x in xs], [r[1] for r in rows], width=0.4, label="smoothed MAE")
-    ax.bar([x + 0.2 for x in xs], [r[2] for r in rows], width=0.4, label="raw MAE")
+    ax.bar([x - 0.2 for x in xs], [r[1] for r in rows], width=0.4, label=say("replay.fig.smoothed_mae", lang))
+    ax.bar([x + 0.2 for x in xs], [r[2] for r in rows], width=0.4, label=say("replay.fig.raw_mae", lang))
     ax.set_xticks(list(xs), [r[0] for r in rows])
-    ax.set_ylabel("people per frame")
-    ax.set_title("Counting error per zone against ground truth")
+    ax.set_ylabel(say("replay.fig.people_per_frame", lang))
+    ax.set_title(say("replay.fig.error", lang))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     return _png(fig)
@@ -142,45 +148,54 @@ th{background:#f3f3f3}img{max-width:100%}.note{color:#666;font-size:.85em}"""
 
 
 def render(summary: dict[str, Any], zones: Table, intervals: Table, queues: Table, heat: dict[str, dict[str, float]],
-           alerts: list[dict[str, Any]], acc: dict[str, Any] | None) -> str:
-    """The whole report as one HTML string."""
+           alerts: list[dict[str, Any]], acc: dict[str, Any] | None, lang: str = "en") -> str:
+    """The whole report as one HTML string, in ``lang``."""
     tz, start, end = summary["timezone"], summary["start_epoch"], summary["end_epoch"]
-    parts = [f"<h1>Replay of {html.escape(summary['site_name'])} ({html.escape(summary['site'])})</h1>",
-             f"<p>{html.escape(summary['start'])} to {html.escape(summary['end'])} "
-             f"({summary['footage_s']:.1f} s of footage), times shown in {html.escape(tz)}.</p>",
-             _table(["camera", "video", "start", "start from", "frames counted", "messages"],
+
+    def head(key: str) -> list[str]:
+        return say(f"replay.head.{key}", lang).split("|")
+
+    def h2(key: str) -> str:
+        return f"<h2>{html.escape(say(f'replay.section.{key}', lang))}</h2>"
+
+    def note(key: str) -> str:
+        return f"<p class=note>{html.escape(say(key, lang))}</p>"
+
+    def suggestion(a: dict[str, Any]) -> str:
+        return (a.get("texts") or {}).get(lang, {}).get("suggestion") or a["suggestion"]
+
+    period = say("replay.period", lang, start=summary["start"], end=summary["end"], tz=tz,
+                 footage=f"{summary['footage_s']:.1f}")
+    parts = [f"<h1>{html.escape(say('replay.title', lang, name=summary['site_name'], site=summary['site']))}</h1>",
+             f"<p>{html.escape(period)}</p>",
+             _table(head("recordings"),
                     [[r["camera"], r["video"], r["start"], r["start_source"], r["frames"], r["messages"]]
                      for r in summary["recordings"]]),
-             "<h2>Occupancy per zone</h2>", occupancy_figure(zones, tz),
-             _table(["interval", "camera", "zone", "frames", "min", "mean", "max"],
-                    [list(r[:7]) for r in intervals.rows]),
-             "<h2>Heat by hour</h2>", heat_figure(heat)]
-    if queues.rows:
-        parts += ["<h2>Waits per service</h2>", waits_figure(queues, tz)]
-    else:
-        parts += ["<h2>Waits per service</h2><p class=note>The site declares no services.</p>"]
-    parts.append("<h2>Alerts</h2>")
+             h2("occupancy"), occupancy_figure(zones, tz, lang),
+             _table(head("intervals"), [list(r[:7]) for r in intervals.rows]),
+             h2("heat"), heat_figure(heat, lang), h2("waits")]
+    parts.append(waits_figure(queues, tz, lang) if queues.rows else note("replay.no_services"))
+    parts.append(h2("alerts"))
     if alerts:
-        parts += [alerts_figure(alerts, start, end, tz),
-                  _table(["kind", "key", "level", "state", "raised", "acknowledged", "resolved", "suggestion"],
-                         [[a["kind"], a["key"], a["level"], a["state"], a["raised_at"], a["acknowledged_at"],
-                           a["resolved_at"], a["suggestion"]] for a in alerts])]
+        parts += [alerts_figure(alerts, start, end, tz, lang),
+                  _table(head("alerts"),
+                         [[label("kind", a["kind"], lang), a["key"], label("level", a["level"], lang),
+                           label("state", a["state"], lang), a["raised_at"], a["acknowledged_at"], a["resolved_at"],
+                           suggestion(a)] for a in alerts])]
     else:
-        parts.append("<p class=note>No alert would have fired.</p>")
+        parts.append(note("replay.no_alerts"))
     if acc:
-        parts += ["<h2>Counting error against ground truth</h2>", error_figure(acc)]
+        parts += [h2("accuracy"), error_figure(acc, lang)]
         for name, doc in acc.items():
             o = doc["overall"]
             parts.append(f"<h3>{html.escape(name)}</h3>")
-            parts.append(_table(["frames", "count MAE (smoothed)", "raw MAE", "bias", "recall", "precision"],
-                                [[o["frames"], o["count_mae"], o["raw_count_mae"], o["count_bias"], o["recall"],
-                                  o["precision"]]]))
+            parts.append(_table(head("accuracy"), [[o["frames"], o["count_mae"], o["raw_count_mae"], o["count_bias"],
+                                                    o["recall"], o["precision"]]]))
             rows = [[hour, z, s["frames"], v["count_mae"], v["raw_count_mae"], v["count_bias"], v["mean_people"]]
-                    for hour, s in [("all", o), *doc["per_hour"].items()]
+                    for hour, s in [(say("replay.all_hours", lang), o), *doc["per_hour"].items()]
                     for z, v in sorted(s.get("per_zone", {}).items())]
-            parts.append(_table(["hour", "zone", "frames", "count MAE", "raw MAE", "bias", "mean people"], rows))
-    parts.append("<p class=note>Made by <code>hallgrid replay</code>: the live edge counting and hub rules run "
-                 "in footage time. Series: zones, zone_intervals, queues (CSV and Parquet), alerts (CSV, JSON).</p>")
-    return ("<!doctype html><html lang=en><head><meta charset=utf-8><title>hallgrid replay: "
-            f"{html.escape(summary['site'])}</title><style>{CSS}</style></head><body>" + "\n".join(parts)
-            + "</body></html>\n")
+            parts.append(_table(head("accuracy_hours"), rows))
+    parts.append(f"<p class=note>{say('replay.footer', lang)}</p>")     # the catalogue's own markup (<code>)
+    return (f"<!doctype html><html lang={'zh-CN' if lang == 'zh' else 'en'}><head><meta charset=utf-8>"
+            f"<title>hallgrid replay: {html.escape(summary['site'])}</title><style>{CSS}</style></head><body>"
+            + "\n".join(parts) + "</body></html>\n")

@@ -160,7 +160,8 @@ def run(config: ReplayConfig) -> dict[str, Any]:
     (config.out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     alerts = [a.to_dict() for a in sorted(record.alerts, key=lambda a: (a.raised_at, a.key))]
     (config.out / "report.html").write_text(
-        render(summary, zones, intervals, queues, series.heat_by_hour(recordings, site.timezone), alerts, acc),
+        render(summary, zones, intervals, queues, series.heat_by_hour(recordings, site.timezone), alerts, acc,
+               site.language),
         encoding="utf-8")
     summary["busy_s"] = [round(r.busy_s, 3) for r in recordings]   # wall time: returned, never written
     return summary

@@ -1,0 +1,283 @@
+"""Packed waiting areas: still-image eval, per-camera detector settings and the fitted occlusion correction.
+
+The Beijing-BRT sample (``../shared/footage/beijing-brt-train``) is real dense
+queues under elevated cameras; tests use a few dozen of its images, spread over
+its capture times, so that they stay short on a shared 2-core machine.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from ruamel.yaml import YAML
+
+from calibration.site import CountCorrection, SiteError, parse_site
+from calibration.site_edit import save_site_text, set_camera_entry
+from edge.counting import CameraCounter
+from edge.detector import Detector, DetectorConfig
+from edge.evaluation import GroundTruthError, match_points
+from edge.hand_counts import load_counts, load_points
+from models import ModelError
+from tests.conftest import EXAMPLE_SITE, FOOTAGE, PETS_VIDEO, REPO
+
+HALLGRID = str(Path(sys.executable).with_name("hallgrid"))
+BRT = FOOTAGE / "beijing-brt-train"
+BRT_SITE = REPO / "calibration" / "examples" / "brt-platform.yaml"
+
+
+def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([HALLGRID, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def brt():
+    if not (BRT / "counts.csv").is_file():
+        pytest.skip(f"the Beijing-BRT sample is not at {BRT} (../shared beside the checkout)")
+    return BRT
+
+
+def subset(brt: Path, folder: Path, camera: str, n: int, start: int = 0, step: int | None = None) -> Path:
+    """``n`` images of one camera spread over its capture times, linked into ``folder`` with their counts."""
+    counts = load_counts(brt / "counts.csv")
+    names = sorted(name for name in counts if name.startswith(f"{camera}-"))
+    step = step or len(names) // n
+    chosen = names[start::step][:n]
+    folder.mkdir(parents=True)
+    for name in chosen:
+        (folder / name).symlink_to(brt / "frames" / name)
+    with (folder / "counts.csv").open("w", newline="") as fh:
+        csv.writer(fh).writerows([["image", "count"], *([name, counts[name]] for name in chosen)])
+    return folder / "counts.csv"
+
+
+# hand-count files
+
+
+@pytest.mark.parametrize("text, where", [
+    ("img,count\na.jpg,3\n", ":1: expected the header 'image,count'"),
+    ("image,count\na.jpg,3\nb.jpg,three\n", ":3: count: 'three' is not a whole number"),
+    ("image,count\na.jpg,-1\n", ":2: count: '-1' is not a whole number"),
+    ("image,count\na.jpg,3\n\na.jpg,4\n", ":4: image: a.jpg is counted twice"),
+    ("image,count\na.jpg,3,7\n", ":2: expected 2 fields"),
+    ("image,count\nnotes.txt,3\n", ":2: image: 'notes.txt' is not an image file name"),
+    ("image,count\n", ": no counts after the header"),
+])
+def test_bad_count_files_name_the_line_and_field(tmp_path, text, where):
+    path = tmp_path / "counts.csv"
+    path.write_text(text)
+    with pytest.raises(GroundTruthError) as err:
+        load_counts(path)
+    assert f"{path}{where}" in str(err.value)
+
+
+@pytest.mark.parametrize("text, where", [
+    ("image,x,y\na.jpg,1.5,2\na.jpg,left,2\n", ":3: x: 'left' is not a pixel coordinate"),
+    ("image,x,y\na.jpg,1,nan\n", ":2: x,y: (1, nan) is not a pixel"),
+    ("image,x,y\na.jpg,1\n", ":2: expected 3 fields"),
+])
+def test_bad_point_files_name_the_line_and_field(tmp_path, text, where):
+    path = tmp_path / "points.csv"
+    path.write_text(text)
+    with pytest.raises(GroundTruthError) as err:
+        load_points(path)
+    assert f"{path}{where}" in str(err.value)
+
+
+def test_eval_refuses_a_bad_count_file_with_its_line(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(cv2.imencode(".jpg", np.zeros((64, 64, 3), np.uint8))[1].tobytes())
+    bad = tmp_path / "counts.csv"
+    bad.write_text("image,count\na.jpg,2\nb.jpg,2.5\n")
+    done = run("eval", str(tmp_path), "--gt", str(bad))
+    assert done.returncode == 2
+    assert f"{bad}:3: count: '2.5'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_head_points_match_one_to_one_in_the_upper_part_of_a_box():
+    box = np.array([[0, 0, 20, 60]], np.float32)
+    assert match_points(np.array([[10, 5], [11, 8]], np.float32), box) == 1  # two heads, one box
+    assert match_points(np.array([[10, 50]], np.float32), box) == 0  # a point at the feet is not a head
+    two = np.array([[0, 0, 20, 60], [15, 0, 35, 60]], np.float32)
+    assert match_points(np.array([[17, 5], [26, 6]], np.float32), two) == 2  # each head to its own box
+
+
+# the site file
+
+
+SITE_TEXT = """\
+# the installer's notes stay
+id: hall
+name: Hall
+cameras:
+  - id: cam1
+    source: rtsp://192.0.2.1/s  # main entrance
+    detector: {input_size: 960, confidence: 0.1}
+  - id: cam2
+    source: rtsp://192.0.2.2/s
+"""
+
+
+def test_a_site_with_a_correction_round_trips_keeping_comments(tmp_path):
+    entry = {"people_per_detection": 1.31, "images": 40, "cv_mae": 1.9, "raw_cv_mae": 3.2, "fitted": "2026-12-01"}
+    text = set_camera_entry(SITE_TEXT, "cam1", "count_correction", entry)
+    site = parse_site(text)
+    assert site.camera("cam1").count_correction == CountCorrection(**entry)
+    assert site.camera("cam1").detector.input_size == 960
+    assert site.camera("cam2").count_correction is None
+    assert "# the installer's notes stay" in text and "# main entrance" in text
+    refit = set_camera_entry(text, "cam1", "count_correction", {**entry, "people_per_detection": 1.2, "images": 60})
+    assert refit.count("count_correction") == 1
+    assert parse_site(refit).camera("cam1").count_correction.people_per_detection == 1.2
+    assert parse_site(set_camera_entry(refit, "cam1", "count_correction", None)).camera("cam1").count_correction \
+        is None
+    path = tmp_path / "site.yaml"
+    path.write_text(refit)
+    with pytest.raises(SiteError, match=r"count_correction.people_per_detection"):
+        save_site_text(path, set_camera_entry(refit, "cam1", "count_correction", {**entry, "people_per_detection": -1}))
+    assert path.read_text() == refit  # a bad correction is never written
+
+
+def test_camera_detector_settings_are_validated_with_their_line():
+    with pytest.raises(SiteError, match=r"<site>:7: cameras\[0\].detector.input_size"):
+        parse_site(SITE_TEXT.replace("input_size: 960", "input_size: 99999"))
+
+
+# behaviour where it works today
+
+
+def test_a_camera_without_dense_settings_counts_exactly_as_before(need_footage):
+    frame = next(iter(_frames(PETS_VIDEO, 1)))
+    detector = Detector(DetectorConfig())
+    camera = parse_site(EXAMPLE_SITE.read_text()).cameras[0]
+    assert camera.detector is None and camera.count_correction is None
+    counter = CameraCounter(detector, camera)
+    result = counter.process(frame, 0.0)
+    h, w = frame.shape[:2]
+    assert result.corrected == result.raw == counter.zones.count(detector(frame), w, h)
+    assert np.array_equal(counter.detect(frame).xyxy, detector(frame).xyxy)
+
+
+def test_input_size_enlarges_the_yolox_input_and_is_refused_for_a_fixed_model(need_footage):
+    frame = next(iter(_frames(PETS_VIDEO, 1)))
+    detector = Detector(DetectorConfig())
+    blob, _ = detector.preprocess(frame, input_size=640)
+    assert blob.shape == (1, 3, 480, 640)  # 768x576 scaled to 640 wide (the default input is 320x256)
+    fixed = Detector(DetectorConfig(model="yolo11n_int8_320"))
+    with pytest.raises(ModelError, match="fixed input of 320"):
+        fixed(frame, input_size=640)
+
+
+def _frames(video: Path, n: int):
+    cap = cv2.VideoCapture(str(video))
+    for _ in range(n):
+        ok, frame = cap.read()
+        if ok:
+            yield frame
+    cap.release()
+
+
+# the commands on real dense images
+
+
+def test_eval_on_images_writes_per_image_counts_and_point_scores(brt, tmp_path):
+    counts = subset(brt, tmp_path / "cam2", "2", 10)
+    out = tmp_path / "per-image.csv"
+    dense = run("eval", str(tmp_path / "cam2"), "--gt", str(counts), "--gt-points", str(brt / "points.csv"),
+                "--out", str(out), "--site", str(BRT_SITE), "--camera", "cam2")
+    assert dense.returncode == 0, dense.stderr
+    result = json.loads(dense.stdout)
+    for key in ("count_mae", "count_rmse", "bias", "frames", "fps", "recall", "precision"):
+        assert key in result
+    assert result["frames"] == 10 and result["fps"] > 0
+    assert 0 < result["recall"] <= 1 and 0 < result["precision"] <= 1
+    with out.open() as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["image", "gt", "count"] and len(rows) == 11
+    truth = load_counts(counts)
+    assert all(int(gt) == truth[image] for image, gt, _ in rows[1:])
+    default = json.loads(run("eval", str(tmp_path / "cam2"), "--gt", str(counts), "--gt-points",
+                             str(brt / "points.csv")).stdout)
+    # the camera's settings see the packed crowd the default misses
+    assert result["recall"] > default["recall"] + 0.2
+    assert result["count_mae"] < default["count_mae"] / 2
+
+
+def test_fit_counts_on_one_half_corrects_the_other(brt, tmp_path):
+    """Hand counts of the earlier half of a camera's snapshots, scored on the later half."""
+    fit_counts = subset(brt, tmp_path / "earlier", "1", 12, start=0, step=15)  # images 0..165 of 382
+    score_counts = subset(brt, tmp_path / "later", "1", 12, start=200, step=15)  # images 200..365
+    site = tmp_path / "site.yaml"
+    yaml = YAML(typ="safe")
+    doc = yaml.load(BRT_SITE.read_text())
+    del doc["cameras"][0]["detector"]  # the default detector: far under, the case the correction is for
+    with site.open("w") as fh:
+        fh.write("# hall notes\n")
+        yaml.dump(doc, fh)
+    done = run("fit-counts", str(site), "--camera", "cam1", "--images", str(tmp_path / "earlier"),
+               "--gt", str(fit_counts))
+    assert done.returncode == 0, done.stderr
+    assert "people per detection" in done.stdout and "5-fold" in done.stdout
+    correction = parse_site(site.read_text()).camera("cam1").count_correction
+    assert correction is not None and correction.images == 12 and correction.people_per_detection > 1.5
+    assert site.read_text().startswith("# hall notes")
+    scored = run("eval", str(tmp_path / "later"), "--gt", str(score_counts), "--site", str(site), "--camera", "cam1")
+    assert scored.returncode == 0, scored.stderr
+    result = json.loads(scored.stdout)
+    assert result["correction"] == correction.people_per_detection
+    assert result["count_mae"] < 0.7 * result["raw_count_mae"]
+    assert abs(result["bias"]) < 0.5 * result["raw_count_mae"]  # raw is all undercount: |raw bias| = raw MAE
+
+
+def test_fit_counts_needs_enough_hand_counts(brt, tmp_path):
+    counts = subset(brt, tmp_path / "few", "2", 4)
+    site = tmp_path / "site.yaml"
+    site.write_text(BRT_SITE.read_text())
+    done = run("fit-counts", str(site), "--camera", "cam2", "--images", str(tmp_path / "few"), "--gt", str(counts))
+    assert done.returncode == 2 and "at least 10 are needed" in done.stderr
+    assert site.read_text() == BRT_SITE.read_text()
+
+
+# the edge service publishes raw detections and corrected counts
+
+
+@pytest.mark.timeout(90)
+def test_edge_publishes_raw_detections_and_the_corrected_count(tmp_path, broker, need_footage):
+    from tests.test_edge_service import Edge, Subscriber, write_site
+
+    site = write_site(tmp_path / "site.yaml", str(PETS_VIDEO), detect_fps=4)
+    site.write_text(set_camera_entry(site.read_text(), "cam1", "count_correction",
+                                     {"people_per_detection": 2.0, "images": 30}))
+    sub = Subscriber(broker.port)
+    edge = Edge(tmp_path, site, broker.url)
+    try:
+        sub.wait_for(lambda: any(m.raw % 2 for m in sub.occupancy()), 60, "an odd raw count")
+        msgs = sub.occupancy()
+        # each zone's count is twice some raw count (smoothing only picks counts it has seen)
+        assert all(m.count % 2 == 0 for m in msgs)
+        assert any(m.count > 0 for m in msgs)
+    finally:
+        edge.stop()
+        sub.close()
+
+
+
+def test_check_detects_with_the_camera_settings(brt, tmp_path):
+    """What the installer checks is what the edge counts: the camera's input size and confidence apply."""
+    snapshot = sorted((brt / "frames").glob("2-*.jpg"))[100]
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(BRT_SITE.read_text().replace("    detector: {input_size: 960, confidence: 0.1}\n", ""))
+
+    def people(site: Path) -> int:
+        done = run("check", str(site), "--camera", "cam2", "--snapshot", str(snapshot), "--out",
+                   str(tmp_path / "check.png"))
+        assert done.returncode == 0, done.stderr
+        line = next(x for x in done.stdout.splitlines() if x.startswith("camera cam2:"))
+        return int(line.split()[2])
+
+    assert people(BRT_SITE) > people(plain) + 3
