@@ -99,7 +99,8 @@ def play(timeline: Timeline, on_tick: Callable[[float], None] | None = None,
          on_ticket: Callable[[Any, TicketEvent], None] | None = None) -> HubRecord:
     """Run the live ``Hub`` (in-memory storage, no MQTT) through the timeline. ``on_ticket(hub, event)``
     is called at each ticket event's instant just before it is ingested (``eval-waits`` reads what
-    the hub predicted for a ticket issued then, as a kiosk would print it). The wait model retrains inline, so a run repeats."""
+    the hub predicted for a ticket issued then, as a kiosk would print it). The wait model retrains
+    inline, so a run repeats."""
     from hub.service import Hub
     from hub.storage import Storage
 

@@ -15,7 +15,7 @@ import csv
 import math
 import statistics
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,8 @@ def run(site: Site, paths: list[str], score_from: date | None, tick_s: float = 6
             return
         key = (day, e.ticket)
         if e.kind == "issued":
+            if e.service not in st.book.known_services:     # the hub refuses it (a bad row, counted)
+                return
             f = st.service_figures(e.service, e.ts)
             s = st.waits.states(e.ts)[e.service]
             item = Issued(e.ticket, e.service, e.ts, s.ahead > 0, f["predicted_wait_s"], f["wait_low_s"],
@@ -157,7 +159,7 @@ def scores(items: list[Issued]) -> dict[str, Any]:
     for name in predictor_names(served):
         def value(t):
             return t.hub if name == "hub" else t.base[name]
-        rows = {"all": [t for t in served], "busy": [t for t in served if t.busy]}
+        rows = {"all": served, "busy": [t for t in served if t.busy]}
         out[name] = {k: errors_of([(value(t), t.called - t.issued) for t in v
                                    if value(t) is not None and not math.isnan(value(t))]) for k, v in rows.items()}
     with_interval = [t for t in served if t.low is not None]
