@@ -174,3 +174,31 @@ def test_bad_log_rows_are_reported_with_their_line_and_skipped(tmp_path):
     assert "line 6" in rep["bad_rows"][0] and "unknown event" in rep["bad_rows"][0]
     assert "line 10" in rep["bad_rows"][1]
     assert rep["tickets_scored"] > 100
+
+
+@needs_data
+def test_model_learns_from_stored_history_in_the_background(tmp_path):
+    """A hub (re)started on 5 Feb with 3-4 Feb in its database trains a model from it in a background
+    thread, once per service day; until then, and with thin history, the state-based estimate answers."""
+    site = load_site(DATA / "anonymous-bank.yaml")
+    storage = Storage(f"sqlite:///{tmp_path / 'hub.db'}")
+    for name in ("tickets-1999-02-03.csv", "tickets-1999-02-04.csv"):
+        for e in read_csv((DATA / name).read_text(encoding="utf-8"), 0.0)[0]:
+            storage.add_ticket_event(site.id, e, e.ts)
+    day5 = read_csv((DATA / "tickets-1999-02-05.csv").read_text(encoding="utf-8"), 0.0)[0]
+    clock = ManualClock(day5[0].ts)
+    hub = Hub([site], storage, clock=clock)          # background training, as `hallgrid hub`
+    trainer = hub.trainers[site.id]
+    first = trainer._thread
+    assert first is not None
+    trainer.join(120)
+    model = hub.sites[site.id].waits.model
+    assert model is not None and model.days == 2 and model.trained_on > 1000
+    for e in day5[:50]:                              # the same service day: no second retrain
+        clock.set(e.ts)
+        hub.ingest_ticket(site.id, e)
+    assert trainer._thread is first
+    f = hub.sites[site.id].service_figures("PS", clock.now())
+    assert f["wait_source"] == "model" and f["predicted_wait_s"] is not None
+    hub.stop()
+    storage.close()
