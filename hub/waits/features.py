@@ -96,6 +96,7 @@ class QueueHistory:
         self._service_of: dict[tuple, str] = {}
         self._changed: dict[str, int] = {}                            # service -> bumps when its rows change
         self._memo: dict[tuple, tuple[int, Any]] = {}                 # (what, service) -> (bump, value)
+        self._layout_cache: tuple[tuple, Any] | None = None
         self._pruned_at = float("-inf")
         book.observers.append(self.observe)
 
@@ -187,13 +188,28 @@ class QueueHistory:
         times = self.freed.get(counter, [])
         return bisect.bisect_right(times, now) - bisect.bisect_left(times, now - window)
 
+    def _layout(self) -> tuple[dict[str, list[str]], dict[str, list[tuple[str, float]]], dict[str, float]]:
+        """Which open counters serve each service, the services sharing them (with the share of the
+        other's counters that are also this one's) and the servers (sum of 1/k): it changes only
+        when a counter opens or closes, so it is kept until then."""
+        book = self.book
+        key = tuple(sorted(book.open_counters.items()))
+        if self._layout_cache is None or self._layout_cache[0] != key:
+            services = sorted(book.known_services)
+            counters = {s: book.counters_for(s) for s in services}
+            sets = {s: set(c) for s, c in counters.items()}
+            shares = {s: [(o, len(sets[s] & sets[o]) / len(sets[o])) for o in services if sets[s] & sets[o]]
+                      for s in services}
+            servers = {s: sum(1.0 / max(1, len(book.open_counters[c])) for c in counters[s]) for s in services}
+            self._layout_cache = (key, (counters, shares, servers))
+        return self._layout_cache[1]
+
     def states(self, now: float) -> dict[str, QueueState]:
         """Every known service's ``QueueState`` at ``now`` (one pass over the book for all of them)."""
         book = self.book
         services = sorted(book.known_services)
         ahead = {s: [t.waiting_since for t in book.waiting(s) if t.waiting_since is not None] for s in services}
-        counters = {s: book.counters_for(s) for s in services}
-        sets = {s: set(c) for s, c in counters.items()}
+        counters, shares, servers_of = self._layout()
         rates = {s: book.arrival_rate(s, now) for s in services}
         busy_now = {c for c in book.open_counters if book.called_at(c)}
         first = book.first_of_day.get(book.day_of(now), now)
@@ -205,16 +221,14 @@ class QueueHistory:
             st = book.mean_service_time(s)
             shared = inflow = 0.0
             oldest = now
-            for other, theirs in sets.items():
-                overlap = len(sets[s] & theirs)
-                if overlap:
-                    shared += len(ahead[other]) * overlap / len(theirs)
-                    inflow += rates[other] * overlap / len(theirs)
-                    if ahead[other]:
-                        oldest = min(oldest, min(ahead[other]))
-            busy = len(sets[s] & busy_now)
+            for other, share in shares[s]:
+                shared += len(ahead[other]) * share
+                inflow += rates[other] * share
+                if ahead[other]:
+                    oldest = min(oldest, min(ahead[other]))
+            busy = sum(1 for c in mine if c in busy_now)
             active = sum(1 for c in mine if freed[c][0])
-            servers = sum(1.0 / max(1, len(book.open_counters[c])) for c in mine)
+            servers = servers_of[s]
             if not mine:
                 frees_every = 0.0
             else:
