@@ -27,7 +27,9 @@ OK, OVERLOADED, NO_COUNTER = "ok", "overloaded", "no_counter"
 @dataclass
 class WaitModel:
     """Three quantile models (10/50/90 %) on ``QueueState.features()``, plus the conformal shift of
-    the interval's upper end measured on the history's latest days (split-conformal)."""
+    the interval's upper end measured on the history's latest days (split-conformal). The models
+    learn the square root of the wait (a quantile of it is the square root of the wait's quantile),
+    which spreads the many short waits from the few long ones."""
 
     models: tuple[Any, Any, Any]      # lightgbm Boosters
     high_shift_s: float                # added to the 90 % end (may be negative)
@@ -38,7 +40,7 @@ class WaitModel:
     def predict(self, states: list[QueueState]) -> np.ndarray:
         """(n, 3) array of low, median, high seconds, ordered and clipped at 0."""
         x = np.array([s.features() for s in states], dtype=np.float64)
-        out = np.column_stack([m.predict(x, num_threads=1) for m in self.models])
+        out = np.clip(np.column_stack([m.predict(x, num_threads=1) for m in self.models]), 0.0, None) ** 2
         out[:, 2] += self.high_shift_s
         out = np.sort(np.clip(out, 0.0, None), axis=1)
         return out

@@ -78,22 +78,30 @@ def fit(rows: dict[int, list[tuple[list[float], float]]], now: float) -> WaitMod
         pairs = [p for d in ds for p in rows[d]]
         return np.array([x for x, _ in pairs], dtype=np.float64), np.array([y for _, y in pairs], dtype=np.float64)
 
-    def train(x, y, q):
-        return lgb.train({**PARAMS, "alpha": q}, lgb.Dataset(x, y, free_raw_data=True), ROUNDS)
+    def train(x, y, q):             # on the square root of the wait (see WaitModel): quantiles carry over
+        return lgb.train({**PARAMS, "alpha": q}, lgb.Dataset(x, np.sqrt(y), free_raw_data=True), ROUNDS)
+
+    def seconds(model, x):
+        return np.clip(model.predict(x, num_threads=1), 0.0, None) ** 2
 
     split = len(days) - 1                 # calibrate on the latest days holding CALIBRATION waits (at least one)
     while split > 1 and sum(len(rows[d]) for d in days[split:]) < CALIBRATION:
         split -= 1
     xt, yt = matrix(days[:split])
     xc, yc = matrix(days[split:])
-    low, high = train(xt, yt, QUANTILES[0]), train(xt, yt, QUANTILES[2])
-    lo, hi = low.predict(xc, num_threads=1), high.predict(xc, num_threads=1)
-    # the 90 % end moved so that 80 % of the calibration waits fall inside [10 %, 90 %]: the lower end
-    # is left as learnt (most waits are 0, where the 10 % model already sits)
-    inside_low = yc >= lo
-    need = int(np.ceil(COVERAGE * (len(yc) + 1)))
-    over = np.sort(yc[inside_low] - hi[inside_low])
-    shift = float(over[min(need, len(over)) - 1]) if len(over) else 0.0
+    low, mid, high = (train(xt, yt, q) for q in QUANTILES)
+    lo, md, hi = seconds(low, xc), seconds(mid, xc), seconds(high, xc)
+    # the interval shown is [min(10 %, median), max(90 % + shift, median)]; the shift is the smallest
+    # that puts 80 % of the calibration waits inside (the lower end stays as learnt: most waits are 0,
+    # where the 10 % model already sits)
+    lo = np.minimum(lo, md)
+    always = int(np.sum((yc >= lo) & (yc <= md)))
+    above = np.sort((yc - hi)[(yc >= lo) & (yc > md)])
+    need = int(np.ceil(COVERAGE * (len(yc) + 1))) - always
+    if need <= 0:
+        shift = float(np.min(md - hi))                    # the median alone already covers enough
+    else:
+        shift = float(above[min(need, len(above)) - 1]) if len(above) else 0.0
     x, y = matrix(days)                   # the median learns from every day; the interval stays as calibrated
     return WaitModel((low, train(x, y, QUANTILES[1]), high), shift, len(y), len(days), now)
 
