@@ -90,7 +90,7 @@ class Alert:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:80]
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
 
 
 @dataclass
@@ -173,7 +173,10 @@ class AlertManager:
 
     def _raise(self, c: Condition, now: float) -> Alert:
         stamp = iso_ts(now)
-        alert = Alert(id=_slug(f"{c.kind}-{c.key.split(':', 1)[-1]}-{int(now)}"), site=c.site, key=c.key,
+        # the site in the id: halls sharing one database (and one hub's API) each raise their own long waits;
+        # the time always kept whole (the id column holds 160)
+        name = _slug(f"{c.site}-{c.kind}-{c.key.split(':', 1)[-1]}")[:140]
+        alert = Alert(id=f"{name}-{int(now)}", site=c.site, key=c.key,
                       kind=c.kind, level=c.level, state=OPEN, owner=c.owner, suggestion=c.suggestion,
                       figures=dict(c.figures), raised_at=stamp, updated_at=stamp, texts=c.texts,
                       lang=c.lang)

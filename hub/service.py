@@ -4,6 +4,8 @@ One ``Hub`` object serves one or more sites. Every door (MQTT callback thread, H
 requests, the ticker) goes through the same methods under one lock, so state
 never tears; bad input is counted in ``stats`` and logged, never raised into the
 network loop. Time comes from an injected clock, so tests script a whole day.
+Sites can be taken on and given up at runtime (``serve_site``/``release_site``):
+``hub.cluster`` does that for hubs sharing a PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import collections
 import json
 import logging
+import socket
 import threading
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -40,7 +43,10 @@ class Hub:
 
     def __init__(self, sites: list[Site], storage: Storage, clock: Clock | None = None, mqtt_url: str | None = None,
                  prefix: str = DEFAULT_PREFIX, evaluate_on_message: bool = True, notify: Any = None,
-                 client_id: str | None = None, background_training: bool = True):
+                 client_id: str | None = None, site_sessions: bool = False, background_training: bool = True):
+        """``site_sessions``: one persistent MQTT session per site instead of one clean session for the hub,
+        so messages sent while a site changes hands wait in the broker for whichever hub serves it next.
+        ``background_training``: the wait model retrains in a thread (live); False: inline (replay)."""
         self.clock = clock or SystemClock()
         self.storage = storage
         self.prefix = prefix
@@ -48,34 +54,42 @@ class Hub:
         self.client_id = client_id
         self.evaluate_on_message = evaluate_on_message
         self.notify = notify              # hub.notify.Notify: webhook and chat robots, each on its own thread
+        self.site_sessions = site_sessions
         self.lock = threading.RLock()
         self.sites = {s.id: SiteState(s) for s in sites}
         self.managers = {s.id: AlertManager(s.rules.escalate_after_s) for s in sites}
-        # each site's wait model learns from its stored ticket history once a service day (hub.waits)
-        self.trainers = {sid: Trainer(st.waits, lambda since, sid=sid: self._stored_tickets(sid, since),
-                                      background_training) for sid, st in self.sites.items()}
+        self.background_training = background_training
+        self.trainers: dict[str, Trainer] = {}      # per site, made by _restore
         self.stats: collections.Counter[str] = collections.Counter()
         self.drops: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
         self._occ_rows: list[dict[str, Any]] = []
         self._zone_sent: dict[tuple[str, str], tuple[int, Any, float]] = {}   # last SSE zone event: count, raw, at
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = []
-        self._client = None
+        self._sessions: dict[str | None, Any] = {}     # MQTT clients: None the hub's one, else a site's own
+        self._acks: dict[tuple[Any, int], threading.Event] = {}   # subscriptions awaiting the broker's SUBACK
+        self._early: dict[tuple[Any, int], bool] = {}     # SUBACKs handled before their wait was registered
+        self._acks_lock = threading.Lock()
+        self._started = False
         self.alert_listeners: list[Callable[[Alert], None]] = []
-        self._restore()
+        for sid in self.sites:
+            self._restore(sid)
 
     # --- lifecycle ---------------------------------------------------------------------------------
-    def _restore(self) -> None:
-        """Rebuild open alerts, cooldowns and today's ticket queue from storage."""
+    def _restore(self, sid: str) -> None:
+        """Rebuild a site's open alerts, cooldowns and today's ticket queue from storage."""
         now = self.clock.now()
-        for sid, st in self.sites.items():
-            st.started_at = now
-            self.managers[sid].restore(self.storage.open_alerts(sid), self.storage.last_resolved(sid), now)
-            for row in self.storage.ticket_events(sid, since=now - 86400):
-                try:
-                    st.book.apply(parse(row["event"], now, "hallgrid"), row["received_at"])
-                except TicketError as exc:      # a site file changed since: the old event no longer fits
-                    self._drop("restore", sid, str(exc))
-            self.trainers[sid].maybe_retrain(now)
+        st = self.sites[sid]
+        st.started_at = now
+        self.managers[sid].restore(self.storage.open_alerts(sid), self.storage.last_resolved(sid), now)
+        for row in self.storage.ticket_events(sid, since=now - 86400):
+            try:
+                st.book.apply(parse(row["event"], now, "hallgrid"), row["received_at"])
+            except TicketError as exc:      # a site file changed since: the old event no longer fits
+                self._drop("restore", sid, str(exc))
+        # the site's wait model learns from its stored ticket history once a service day (hub.waits)
+        self.trainers[sid] = Trainer(st.waits, lambda since: self._stored_tickets(sid, since),
+                                     self.background_training)
+        self.trainers[sid].maybe_retrain(now)
 
     def _stored_tickets(self, site: str, since: float) -> list[dict[str, Any]]:
         """The trainer's read of stored history, under the lock (one database connection may be shared);
@@ -84,58 +98,140 @@ class Hub:
             return self.storage.ticket_events(site, since=since)
 
     def start(self) -> None:
-        """Connect to the broker and subscribe to this hub's sites only (the cluster split is by config)."""
+        """Connect to the broker and subscribe to this hub's sites only (by config, or as claimed)."""
         if not self.mqtt_url:
             return
+        self._started = True
+        for key in (list(self.sites) if self.site_sessions else [None]):
+            self._connect(key)
+
+    def stop(self) -> None:
+        for trainer in list(self.trainers.values()):     # a retrain reading storage finishes before it closes
+            trainer.join(30)
+        with self.lock:          # _emit reads the clients under the lock: it sees the old ones or none
+            sessions, self._sessions = self._sessions, {}
+            self._started = False
+        for client in sessions.values():
+            self._disconnect(client)
+        with self.lock:
+            self._flush()
+
+    def serve_site(self, site: Site) -> None:
+        """Take a site on at runtime: its state from storage first, then its MQTT topics."""
+        with self.lock:
+            if site.id in self.sites:
+                return
+            # copy-on-write: views iterate these dicts without the lock
+            self.sites = {**self.sites, site.id: SiteState(site)}
+            self.managers = {**self.managers, site.id: AlertManager(site.rules.escalate_after_s)}
+            self.stats["sites_served"] += 1
+        try:
+            with self.lock:
+                self._restore(site.id)
+            if not self._started:
+                return
+            if self.site_sessions:
+                self._connect(site.id)
+            elif not self._subscribe(self._sessions[None], self.topics([site.id])).wait(10):
+                raise RuntimeError(f"the MQTT broker did not confirm the subscriptions of {site.id}")
+        except Exception:        # half served is not served: the caller may hand the site to another hub
+            self.release_site(site.id)
+            raise
+
+    def release_site(self, site_id: str) -> None:
+        """Give a site up: stop its MQTT input first (its session keeps what comes next), then drop its state."""
+        with self.lock:
+            client = self._sessions.pop(site_id, None) if self.site_sessions else self._sessions.get(None)
+        if client is not None and self.site_sessions:
+            self._disconnect(client)       # outside the lock: its network thread may be waiting for it
+        elif client is not None:           # what arrives until the broker confirms is still handled
+            self._acked(client, client.unsubscribe(self.topics([site_id]))[1]).wait(10)
+        with self.lock:
+            if site_id not in self.sites:
+                return
+            self._flush()
+            self.sites = {k: v for k, v in self.sites.items() if k != site_id}
+            self.managers = {k: v for k, v in self.managers.items() if k != site_id}
+            self.trainers.pop(site_id, None)
+            self._zone_sent = {k: v for k, v in self._zone_sent.items() if k[0] != site_id}
+            self.stats["sites_released"] += 1
+
+    def topics(self, sites: list[str] | None = None) -> list[str]:
+        p = self.prefix
+        return [t for sid in (self.sites if sites is None else sites)
+                for t in (f"{p}/{sid}/+/+/occupancy", f"{p}/{sid}/+/status", tickets_topic(sid, p),
+                          f"{p}/{sid}/alerts/+")]
+
+    def _connect(self, site: str | None) -> None:
+        """One MQTT session: the hub's (clean, every served site) or a site's (persistent, its id per site)."""
         import paho.mqtt.client as mqtt
 
         broker = parse_broker_url(self.mqtt_url)
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id or "",
-                             clean_session=True)
+        ready = threading.Event()
+        if site is None:
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id or "",
+                                 clean_session=True, userdata={"site": None, "ready": ready})
+        else:
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{self.prefix}-site-{site}",
+                                 clean_session=False, userdata={"site": site, "ready": ready})
         client.on_connect = self._on_connect
-        client.on_subscribe = self._on_subscribe
+        client.on_subscribe = client.on_unsubscribe = self._on_ack
         client.on_message = self._on_message
         client.max_inflight_messages_set(1000)
         client.reconnect_delay_set(0.2, 5)
         broker.apply(client)
+        with self.lock:
+            self._sessions[site] = client
         client.connect_async(broker.host, broker.port, keepalive=30)
-        self._client = client
-        self._connected = threading.Event()
         client.loop_start()
-        if not self._connected.wait(10):
-            self.stop()
+        if not ready.wait(10):
+            with self.lock:
+                self._sessions.pop(site, None)
+            self._disconnect(client)
+            if site is None:
+                self.stop()
             raise RuntimeError(f"cannot reach the MQTT broker at {broker.redacted()} "
                                "(or it refused the subscriptions)")
 
-    def stop(self) -> None:
-        for trainer in self.trainers.values():     # a retrain reading storage finishes before it closes
-            trainer.join(30)
-        with self.lock:          # _emit reads the client under the lock: it sees the old one or None
-            client, self._client = self._client, None
-        if client is not None:
-            client.loop_stop()
-            client.disconnect()
-        with self.lock:
-            self._flush()
+    @staticmethod
+    def _disconnect(client) -> None:
+        client.disconnect()
+        client.loop_stop()
 
-    def topics(self) -> list[str]:
-        p = self.prefix
-        return [t for sid in self.sites for t in (f"{p}/{sid}/+/+/occupancy", f"{p}/{sid}/+/status",
-                                                  tickets_topic(sid, p), f"{p}/{sid}/alerts/+")]
+    def _subscribe(self, client, topics: list[str], done: threading.Event | None = None) -> threading.Event:
+        """Subscribe; the event is set once the broker has the subscriptions (a ticket sent before is lost)."""
+        return self._acked(client, client.subscribe([(t, 1) for t in topics])[1], done)
+
+    def _acked(self, client, mid: int, done: threading.Event | None = None) -> threading.Event:
+        """An event set when the broker acknowledges (un)subscription ``mid``. The answer may come before this
+        runs (the lock cannot be held across paho's call, which takes paho's callback lock): then it waits in
+        ``_early``."""
+        done = done or threading.Event()
+        with self._acks_lock:
+            ok = self._early.pop((client, mid), None)
+            if ok is None:
+                self._acks[(client, mid)] = done
+        if ok:
+            done.set()
+        return done
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("MQTT connect refused: %s", reason_code)
             return
-        client.subscribe([(t, 1) for t in self.topics()])
+        site = userdata["site"]
+        self._subscribe(client, self.topics(None if site is None else [site]), userdata["ready"])
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
-        """Ready only once the broker has the subscriptions: a ticket sent before that would be lost."""
+    def _on_ack(self, client, userdata, mid, reason_codes, properties) -> None:
         failed = [rc for rc in reason_codes if rc.is_failure]
         if failed:
-            log.error("MQTT subscription refused: %s", failed)
-            return
-        self._connected.set()
+            log.error("MQTT (un)subscription refused: %s", failed)
+        with self._acks_lock:
+            done = self._acks.pop((client, mid), None)
+            if done is None:
+                self._early[(client, mid)] = not failed
+        if done is not None and not failed:
+            done.set()
 
     def _on_message(self, client, userdata, msg) -> None:
         try:
@@ -189,6 +285,8 @@ class Hub:
                 raise ContractError(f"topic names {camera}/{zone} but the message {msg.camera}/{msg.zone}")
             with self.lock:
                 now = self.clock.now()
+                if site not in self.sites:          # released while the message was on its way
+                    raise ContractError(f"this hub no longer serves site {site!r}")
                 fresh = self.sites[site].ingest_occupancy(msg, now)
                 if not fresh:
                     self.stats["occupancy_old"] += 1
@@ -327,7 +425,7 @@ class Hub:
         """Every state change: storage first (a crash after it loses nothing), then MQTT, SSE, notify."""
         self.storage.save_alert(alert, who)
         self.stats[f"alerts_{alert.state}"] += 1
-        client = self._client          # stop() may clear it from another thread: use one reading
+        client = self._sessions.get(alert.site if self.site_sessions else None)
         if client is not None:
             client.publish(alerts_topic(alert.site, alert.id, self.prefix), alert.to_json(), qos=1, retain=True)
         self._broadcast("alert", alert.to_dict())
@@ -381,7 +479,8 @@ def _run_ticker(hub: Hub, interval: float, stop: threading.Event) -> None:
 @click.command("hub")
 @click.option("--site", "site_paths", multiple=True, required=True, help="Site file (repeat for several halls).")
 @click.option("--sites", "only", help="Comma-separated site ids this hub serves out of the given files "
-              "(several hubs split the halls by this list).")
+              "(several hubs split the halls by this list). Without it on PostgreSQL, the hubs sharing the "
+              "database claim the sites among themselves and take over a dead hub's.")
 @click.option("--mqtt", "mqtt_url", default="mqtt://127.0.0.1:1883", show_default=True)
 @click.option("--db", "db_url", default="sqlite:///hallgrid-hub.db", show_default=True, help="SQLAlchemy URL.")
 @click.option("--http", "http", default="127.0.0.1:8080", show_default=True, help="HOST:PORT of the API.")
@@ -400,6 +499,10 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     from hub.access import AccessError, access_for_hub
     from hub.api import create_app
     from hub.notify import Notify, NotifyError
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from hub.cluster.claims import ClaimError, SiteClaims
     from hub.storage import Storage
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -414,6 +517,12 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
         if missing:
             raise click.ClickException(f"--sites names {', '.join(sorted(missing))} but no --site file has them")
         sites = [s for s in sites if s.id in wanted]
+    db_shown = make_url(db_url).render_as_string(hide_password=True)   # no password in logs
+    try:
+        storage = Storage(db_url)
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"cannot open the database {db_shown}: {getattr(exc, 'orig', None) or exc}") from None
+    claim = not only and storage.is_postgresql
     host, _, port = http.rpartition(":")
     try:
         access, token = access_for_hub(sites, db_url, no_auth)
@@ -426,19 +535,23 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
         notify = Notify.for_sites(sites, webhook_url)
     except NotifyError as exc:
         raise click.ClickException(str(exc)) from None
-    hub = Hub(sites, Storage(db_url), mqtt_url=mqtt_url, prefix=prefix, notify=notify,
+    hub = Hub([] if claim else sites, storage, mqtt_url=mqtt_url, prefix=prefix, notify=notify, site_sessions=claim,
               client_id=f"hallgrid-hub-{'-'.join(s.id for s in sites)}"[:64])
     try:
         hub.start()
-    except (RuntimeError, OSError) as exc:
+        claims = SiteClaims(hub, sites, db_url, name=f"{socket.gethostname()}:{port}").start() if claim else None
+    except (RuntimeError, OSError, ClaimError) as exc:
         notify.close(timeout=1.0)
         raise click.ClickException(str(exc)) from None
     stop = threading.Event()
     threading.Thread(target=_run_ticker, args=(hub, tick_s, stop), daemon=True, name="hub-ticker").start()
-    click.echo(f"hub for {', '.join(hub.sites)}: MQTT {parse_broker_url(mqtt_url).redacted()}, DB {db_url}, API http://{host or '127.0.0.1'}:{port}")
+    served = f"claims among {', '.join(s.id for s in sites)}" if claim else f"for {', '.join(hub.sites)}"
+    click.echo(f"hub {served}: MQTT {parse_broker_url(mqtt_url).redacted()}, DB {db_shown}, API http://{host or '127.0.0.1'}:{port}")
     try:
         uvicorn.run(create_app(hub, access), host=host or "127.0.0.1", port=int(port), log_level="warning")
     finally:
         stop.set()
+        if claims is not None:
+            claims.stop()
         hub.stop()
         notify.close()

@@ -1,11 +1,16 @@
-"""Shared test fixtures: real footage, real models, and a real Mosquitto on a free port."""
+"""Shared test fixtures: real footage, real models, a real Mosquitto and a real PostgreSQL on free ports."""
 
 from __future__ import annotations
 
+import glob
+import os
+import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -72,6 +77,109 @@ def broker(tmp_path):
     b.start()
     yield b
     b.stop()
+
+
+def postgres_bindir() -> Path:
+    """Debian's PostgreSQL server binaries (the newest installed major version)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    if not found and shutil.which("initdb"):
+        found = [os.path.realpath(shutil.which("initdb"))]
+    if not found:
+        pytest.fail("PostgreSQL is not installed: run .ci/setup (it installs Debian's postgresql with apt)")
+    return Path(found[-1]).parent
+
+
+class PostgresCluster:
+    """A throw-away PostgreSQL cluster: ``initdb`` in a temporary folder, one server on a free loopback port.
+
+    initdb refuses to run as root, so under root (CI containers) the cluster belongs to the
+    unprivileged ``postgres`` account that Debian's package creates. Durability is switched
+    off (fsync) because nothing here outlives the test session.
+    """
+
+    def __init__(self):
+        self.bindir = postgres_bindir()
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="hallgrid-pg-"))
+        self.run_as: dict = {}
+        if os.geteuid() == 0:
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                pytest.fail("running as root and there is no 'postgres' account to own the test cluster: "
+                            "run .ci/setup (Debian's postgresql package creates it)")
+            os.chown(self.dir, owner.pw_uid, owner.pw_gid)
+            self.run_as = {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": []}
+        self.proc: subprocess.Popen | None = None
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://hallgrid@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        data = self.dir / "data"
+        subprocess.run([str(self.bindir / "initdb"), "-D", str(data), "-U", "hallgrid", "--auth=trust",
+                        "-E", "UTF8", "--no-locale", "--no-sync"], check=True, capture_output=True,
+                       cwd=self.dir, **self.run_as)
+        self.log = open(self.dir / "server.log", "wb")
+        self.proc = subprocess.Popen(
+            [str(self.bindir / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.dir),
+             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+             "-c", "full_page_writes=off", "-c", "max_connections=200", "-c", "shared_buffers=32MB"],
+            stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir, **self.run_as)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"postgres exited: {(self.dir / 'server.log').read_text()[-2000:]}")
+            if subprocess.run([str(self.bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
+                              ).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("postgres did not start within 30 s")
+
+    def execute(self, sql: str) -> None:
+        """One statement outside a transaction (CREATE/DROP DATABASE need that)."""
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user="hallgrid", dbname="postgres",
+                             autocommit=True) as conn:
+            conn.execute(sql)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()      # SIGTERM: "smart" shutdown; the data folder goes anyway
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    cluster = PostgresCluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster):
+    """A fresh, empty database on the session's PostgreSQL: its SQLAlchemy URL (psycopg 3 driver)."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    postgres_cluster.execute(f"CREATE DATABASE {name}")
+    yield postgres_cluster.url(name)
+    postgres_cluster.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """The hub's database, once as a SQLite file and once as a real PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'hub.db'}"
+    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture(scope="session")

@@ -36,8 +36,8 @@ VIEWER_TOKEN = "viewer-token-0123456789"
 class LiveHub:
     """A hub as ``hallgrid hub`` runs it (system clock, MQTT, uvicorn), with two users."""
 
-    def __init__(self, broker, tmp_path: Path):
-        self.hub = Hub([hall_site(min_duration_s=0)], Storage(f"sqlite:///{tmp_path / 'hub.db'}"),
+    def __init__(self, broker, db_url: str):
+        self.hub = Hub([hall_site(min_duration_s=0)], Storage(db_url),
                        mqtt_url=broker.url, client_id="board-test-hub")
         access = Access([User(name="li.duty", role="duty_manager", password_hash=hash_password("s3cret")),
                          User(name="wall", role="viewer", token=VIEWER_TOKEN)], b"test-secret")
@@ -82,8 +82,8 @@ class Hall:
 
 
 @pytest.fixture
-def live(broker, tmp_path):
-    h = LiveHub(broker, tmp_path)
+def live(broker, db_url):
+    h = LiveHub(broker, db_url)
     h.start()
     hall = Hall(broker)
     yield h, hall
@@ -140,7 +140,7 @@ def test_board_live_alert_acknowledge(live, browser):
         # an alert: waiting area B over its 10 seats (billing's 4 tickets for one counter may raise a
         # long-wait alert beside it, in either order: pick the capacity card by its id)
         hall.count("waiting-b", 12)
-        card = page.wait_for_selector(".alert[data-state=open][data-id^='over_capacity-waiting-b']")
+        card = page.wait_for_selector(".alert[data-state=open][data-id^='hall-1-over_capacity-waiting-b']")
         alert_id = card.get_attribute("data-id")
         assert "12 people for 10 places" in card.text_content()
         assert page.get_attribute("#zone-waiting-b", "data-state") == "over"

@@ -20,8 +20,8 @@ T0 = 1_795_420_800.0
 
 
 @pytest.fixture
-def hub(tmp_path):
-    h = Hub([hall_site()], Storage(f"sqlite:///{tmp_path / 'hub.db'}"), clock=ManualClock(T0),
+def hub(db_url):
+    h = Hub([hall_site()], Storage(db_url), clock=ManualClock(T0),
             evaluate_on_message=False)
     yield h
     h.stop()

@@ -44,8 +44,8 @@ BAD_TICKETS = [
 ]
 
 
-def test_bad_input_is_rejected_with_reasons_and_the_hub_keeps_serving(broker, tmp_path):
-    hub = Hub([hall_site()], Storage(f"sqlite:///{tmp_path / 'hub.db'}"), clock=ManualClock(T0),
+def test_bad_input_is_rejected_with_reasons_and_the_hub_keeps_serving(broker, db_url):
+    hub = Hub([hall_site()], Storage(db_url), clock=ManualClock(T0),
               mqtt_url=broker.url, evaluate_on_message=True)
     hub.start()
     edge = Edge(broker)

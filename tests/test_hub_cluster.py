@@ -33,7 +33,8 @@ def api_up(port: int) -> bool:
 
 
 @pytest.mark.timeout(90)
-def test_two_hubs_split_two_sites(broker, tmp_path):
+def test_two_hubs_split_two_sites(broker, tmp_path, db_url):
+    """Each hub its own SQLite file, or both on one shared PostgreSQL database (the cluster layout)."""
     files = []
     for sid in ("hall-1", "hall-2"):
         f = tmp_path / f"{sid}.yaml"
@@ -41,8 +42,8 @@ def test_two_hubs_split_two_sites(broker, tmp_path):
         files.append(f)
     ports = [free_port(), free_port()]
     logs = [open(tmp_path / f"hub{i}.log", "w") for i in range(2)]
-    procs = [start_hub(files, f"hall-{i + 1}", broker, f"sqlite:///{tmp_path / f'hub{i}.db'}", ports[i], logs[i])
-             for i in range(2)]
+    dbs = [f"sqlite:///{tmp_path / f'hub{i}.db'}" for i in range(2)] if db_url.startswith("sqlite") else [db_url] * 2
+    procs = [start_hub(files, f"hall-{i + 1}", broker, dbs[i], ports[i], logs[i]) for i in range(2)]
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     try:
         wait_until(lambda: all(api_up(p) for p in ports), timeout=30, what="both hubs' APIs")

@@ -50,12 +50,12 @@ def test_webhook_gives_up_after_retries():
     hook.close()
 
 
-def test_hub_posts_alert_changes_and_a_new_hub_adopts_retained_alerts(tmp_path):
+def test_hub_posts_alert_changes_and_a_new_hub_adopts_retained_alerts(db_url, tmp_path):
     posted = []
     hook = Webhook("http://receiver/alerts", transport=httpx.MockTransport(
         lambda r: posted.append(r.read()) or httpx.Response(204)))
     clock = ManualClock(T0)
-    a = Hub([hall_site(min_duration_s=0)], Storage(f"sqlite:///{tmp_path / 'a.db'}"), clock=clock,
+    a = Hub([hall_site(min_duration_s=0)], Storage(db_url), clock=clock,
             notify=Notify(everywhere=[hook]),
             evaluate_on_message=False)
     a.ingest_ticket("hall-1", parse({"event": "issued", "ticket": "A1", "service": "billing"}, T0))

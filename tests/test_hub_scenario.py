@@ -189,9 +189,9 @@ def make_hub(site, db: str, broker, clock: ManualClock, log: list) -> Hub:
 
 
 @pytest.mark.timeout(120)
-def test_compressed_day(broker, tmp_path):
+def test_compressed_day(broker, db_url):
     site = hall_site(arrival_window_s=600)
-    db = f"sqlite:///{tmp_path / 'hub.db'}"
+    db = db_url
     clock, log = ManualClock(T0), []
     watcher = AlertWatcher(broker)
     edge = Edge(broker)

@@ -1,17 +1,20 @@
 """Storage with SQLAlchemy Core: occupancy time series, ticket events and alert history.
 
-A SQLite file by default (one hall, no server to run), any SQLAlchemy URL for a
-shared database. What it keeps is what a restarted hub needs to carry on without
-forgetting or repeating an alert (alerts, ticket events) and what analysts review
-(occupancy, history of who acknowledged when).
+A SQLite file by default (one hall, no server to run), PostgreSQL for a shared
+database (several hubs, failover: ``hub.cluster``). What it keeps is what a
+restarted hub needs to carry on without forgetting or repeating an alert (alerts,
+ticket events) and what analysts review (occupancy, history of who acknowledged
+when). The tables below are the models; the schema in a database is made and
+upgraded only by the Alembic migrations in ``hub/storage/migrations`` (a test
+checks that both agree), so an upgrade keeps a hall's history.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable
 
-from sqlalchemy import (JSON, Column, Float, Integer, MetaData, String, Table, create_engine, event, func, insert,
-                        select, update)
+from sqlalchemy import (JSON, Column, Float, Index, Integer, MetaData, String, Table, create_engine, event, func,
+                        insert, select, update)
 from sqlalchemy.pool import StaticPool
 
 from hub.alerts import RESOLVED, Alert
@@ -20,18 +23,23 @@ from edge.contract import parse_ts
 
 meta = MetaData()
 
+# Weeks of history are read by site and time (the board's last hour, restores, reviews): each table's
+# composite index leads with the site and ends with the time, so a range read touches only its rows.
 occupancy = Table("occupancy", meta,
-                  Column("id", Integer, primary_key=True), Column("site", String(64), index=True),
-                  Column("camera", String(64)), Column("zone", String(64)), Column("ts", Float, index=True),
-                  Column("count", Integer), Column("raw", Integer), Column("seq", Integer))
+                  Column("id", Integer, primary_key=True), Column("site", String(64)),
+                  Column("camera", String(64)), Column("zone", String(64)), Column("ts", Float),
+                  Column("count", Integer), Column("raw", Integer), Column("seq", Integer),
+                  Index("ix_occupancy_site_ts", "site", "ts"), Index("ix_occupancy_site_zone_ts", "site", "zone", "ts"))
 ticket_events = Table("ticket_events", meta,
-                      Column("id", Integer, primary_key=True), Column("site", String(64), index=True),
+                      Column("id", Integer, primary_key=True), Column("site", String(64)),
                       Column("kind", String(16)), Column("ticket", String(64)), Column("ts", Float),
-                      Column("received_at", Float), Column("event", JSON))
+                      Column("received_at", Float), Column("event", JSON),
+                      Index("ix_ticket_events_site_ts", "site", "ts"))
 alerts = Table("alerts", meta,
-               Column("id", String(160), primary_key=True), Column("site", String(64), index=True),
+               Column("id", String(160), primary_key=True), Column("site", String(64)),
                Column("key", String(160), index=True), Column("state", String(16), index=True),
-               Column("raised_at", Float), Column("resolved_at", Float, nullable=True), Column("alert", JSON))
+               Column("raised_at", Float), Column("resolved_at", Float, nullable=True), Column("alert", JSON),
+               Index("ix_alerts_site_raised_at", "site", "raised_at"))
 alert_history = Table("alert_history", meta,
                       Column("id", Integer, primary_key=True), Column("alert_id", String(160), index=True),
                       Column("at", Float), Column("state", String(16)), Column("level", String(16)),
@@ -59,7 +67,13 @@ class Storage:
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
                 cur.close()
-        meta.create_all(self.engine)
+        from hub.storage.migrate import upgrade
+
+        upgrade(self.engine)     # the schema is the migrations' (an old hall database is adopted, then upgraded)
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
 
     def close(self) -> None:
         self.engine.dispose()
