@@ -16,7 +16,7 @@ weighted by the share of that ticket's own counters that are also this service's
 from __future__ import annotations
 
 import bisect
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, dataclass
 from typing import Any, Callable
 
 from hub.tickets import Ticket, TicketBook, TicketEvent
@@ -31,7 +31,8 @@ OUTCOMES = 100              # abandonment is learned over the last 100 queued ti
 class QueueState:
     """The queue a ticket of ``service`` issued at ``now`` joins. Times in seconds.
 
-    ``features()`` is the model's input, in field order after the first three; keep it small and
+    ``features()`` is the model's input: every field after the first three (the service time is
+    left to the baselines; ``frees_every_s`` carries how fast counters turn over). Keep it small and
     general (no service id, no time of day), so a model learnt in one hall's history carries over.
     """
 
@@ -56,18 +57,8 @@ class QueueState:
     clear_s: float                # the queue ahead over the rate tickets of this service were called lately
     state_wait_s: float           # the state-based estimate (``state_wait``), also the fallback
 
-    @staticmethod
-    def feature_names() -> list[str]:
-        return [f.name for f in fields(QueueState)[3:]]
-
     def features(self) -> list[float]:
         return [float(v) for v in astuple(self)[3:]]
-
-    @property
-    def available(self) -> int:
-        """Idle counters that will take a ticket at once. A counter idle while tickets of its service
-        wait is not taking any (a break the feed does not report), so it counts only with none waiting."""
-        return self.counters - self.busy if self.ahead == 0 else 0
 
 
 def state_wait(ahead: float, abandon: float, available: int, frees_every_s: float) -> float:
@@ -236,6 +227,8 @@ class QueueHistory:
                 frees_every = window / n_free if n_free >= 3 else st / len(mine)
             calls = self.recent_calls(s, now, RECENT_WAITS)
             abandon = self.abandonment(s, now)
+            # an idle counter takes a ticket at once; idle while tickets of its service wait, it is not
+            # taking any (a break the feed does not report), so it counts only with none waiting
             available = (len(mine) - busy) if not ahead[s] else 0
             out[s] = QueueState(
                 service=s, now=now, service_time_s=st, ahead=len(ahead[s]), ahead_shared=shared,
