@@ -2,7 +2,8 @@
 # Models are not baked in: mount a folder of .onnx files at /models (the registry verifies them).
 #   docker build -t hallgrid-edge .
 #   docker run --rm -v $PWD/models:/models:ro -v $PWD/site.yaml:/site/site.yaml:ro -v hallgrid-state:/state \
-#     -p 9108:9108 hallgrid-edge --site /site/site.yaml --mqtt mqtt://broker:1883 --metrics-port 9108
+#     --env-file edge.env -p 9108:9108 hallgrid-edge --site /site/site.yaml --mqtt mqtt://broker:1883 \
+#     --metrics-port 9108 --metrics-addr 0.0.0.0
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

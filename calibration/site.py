@@ -13,6 +13,8 @@ stream resolution.
 from __future__ import annotations
 
 import io
+import os
+import re
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,6 +29,12 @@ Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
                           description="Letters, digits, '_' and '-': it becomes part of MQTT topics.")]
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 Point = tuple[Unit, Unit]
+# Bounds on every list and string: a site file (or an editor save) is checked for geometry pair by pair,
+# so 3,000 zones would take minutes of CPU and gigabytes; no hall needs more than these.
+MAX_ZONES = 64            # zones per camera, and masks per camera
+MAX_POINTS = 100          # vertices of one polygon
+MAX_NAME = 128            # characters of a display name
+Name = Annotated[str, Field(max_length=MAX_NAME)]
 
 
 class ZoneType(str, Enum):
@@ -50,18 +58,21 @@ class Mask(Strict):
     """An area of a camera's view where detections are ignored (a poster, a signpost, a mirror)."""
 
     id: Id
-    polygon: list[Point] = Field(min_length=3, description="Vertices, x and y relative to the frame (0..1).")
+    polygon: list[Point] = Field(min_length=3, max_length=MAX_POINTS,
+                                 description="Vertices, x and y relative to the frame (0..1).")
 
 
 class Zone(Strict):
     """A floor area whose people are counted: a person is in it when their anchor point (the feet) is."""
 
     id: Id
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=MAX_NAME)
     type: ZoneType
-    grid_cell: str = Field(min_length=1, description="The hall grid cell (the owner's area) this zone belongs to.")
+    grid_cell: str = Field(min_length=1, max_length=64,
+                           description="The hall grid cell (the owner's area) this zone belongs to.")
     capacity: int = Field(ge=0, description="People the zone holds comfortably (seats in a waiting area).")
-    polygon: list[Point] = Field(min_length=3, description="Vertices, x and y relative to the frame (0..1).")
+    polygon: list[Point] = Field(min_length=3, max_length=MAX_POINTS,
+                                 description="Vertices, x and y relative to the frame (0..1).")
 
 
 class FloorPoints(Strict):
@@ -70,14 +81,15 @@ class FloorPoints(Strict):
     Both lists are relative (0..1) to their picture, like zones, so they survive a change of resolution.
     """
 
-    image: list[Point] = Field(min_length=4, description="Points on the camera frame (0..1).")
-    plan: list[Point] = Field(min_length=4, description="The same points on the floor-plan picture (0..1).")
+    image: list[Point] = Field(min_length=4, max_length=MAX_POINTS, description="Points on the camera frame (0..1).")
+    plan: list[Point] = Field(min_length=4, max_length=MAX_POINTS,
+                              description="The same points on the floor-plan picture (0..1).")
 
 
 class FloorPlan(Strict):
     """A picture of the hall's floor plan on which every camera's zones are projected (optional)."""
 
-    image: str = Field(min_length=1, description="Picture file, relative to the site file.")
+    image: str = Field(min_length=1, max_length=1024, description="Picture file, relative to the site file.")
     width_m: float | None = Field(None, gt=0, description="Real width of the picture in metres.")
 
 
@@ -118,15 +130,15 @@ class Camera(Strict):
     """One camera: where its frames come from, how often to detect, and its zones."""
 
     id: Id
-    name: str = ""
-    source: str = Field(min_length=1, description="rtsp://, http(s)://, a file path (relative to the site "
-                        "file), sample://NAME for the demo footage, or usb://INDEX.")
+    name: Name = ""
+    source: str = Field(min_length=1, max_length=2048, description="rtsp://, http(s)://, a file path (relative "
+                        "to the site file), sample://NAME for the demo footage, or usb://INDEX.")
     detect_fps: float = Field(5.0, gt=0, le=60, description="Detections per second; frames between are skipped.")
     frame_size: tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]] | None = Field(
         None, description="Expected width and height; taken from the stream when absent.")
     loop: bool = Field(False, description="Restart a file source at its end (demo and soak tests).")
-    zones: list[Zone] = Field(default_factory=list)
-    masks: list[Mask] = Field(default_factory=list)
+    zones: list[Zone] = Field(default_factory=list, max_length=MAX_ZONES)
+    masks: list[Mask] = Field(default_factory=list, max_length=MAX_ZONES)
     floor_points: FloorPoints | None = Field(None, description="Camera/floor-plan point pairs (optional).")
     detector: CameraDetector | None = Field(None, description="This camera's detector settings (dense views).")
     count_correction: CountCorrection | None = Field(None, description="Occlusion correction from hand counts "
@@ -136,7 +148,7 @@ class Camera(Strict):
 class DetectorSettings(Strict):
     """Detector choices for the whole site; the command line may override them."""
 
-    model: str | None = None
+    model: str | None = Field(None, max_length=256)
     confidence: float | None = Field(None, gt=0, lt=1)
     threads: int = Field(0, ge=0)
 
@@ -155,8 +167,9 @@ class Service(Strict):
     """
 
     id: Id
-    name: str = ""
-    waiting_zones: list[Id] = Field(default_factory=list, description="Zone ids where its ticket holders wait.")
+    name: Name = ""
+    waiting_zones: list[Id] = Field(default_factory=list, max_length=MAX_ZONES,
+                                    description="Zone ids where its ticket holders wait.")
     vip: bool = Field(False, description="Priority customers: a short wait already raises an alert.")
 
 
@@ -164,8 +177,8 @@ class Counter(Strict):
     """A staffed service point: which services it can serve and the zone where its clerk stands."""
 
     id: Id
-    name: str = ""
-    services: list[Id] = Field(default_factory=list, description="Service ids this counter can serve.")
+    name: Name = ""
+    services: list[Id] = Field(default_factory=list, max_length=64, description="Service ids this counter can serve.")
     zone: Id | None = Field(None, description="Counter zone id; empty while tickets are called = staff missing.")
 
 
@@ -189,13 +202,19 @@ class RuleSettings(Strict):
     min_duration_s: float = Field(60.0, ge=0, description="A condition must hold this long before it raises.")
     cooldown_s: float = Field(300.0, ge=0, description="After a resolve, the same condition waits this long.")
     escalate_after_s: float = Field(300.0, gt=0, description="Unacknowledged this long: one level up.")
+    ticket_max_age_s: float = Field(2 * 86400.0, gt=0, description="A ticket event dated more than this "
+                                    "before its receipt is refused (a late CSV import of older days too).")
+    ticket_max_ahead_s: float = Field(300.0, ge=0, description="A ticket event dated more than this after "
+                                      "its receipt is refused (the ticket system's clock may run a little fast).")
 
 
 class Role(str, Enum):
-    """What a board user may do: watch (viewer), or also acknowledge and resolve alerts (duty_manager)."""
+    """What a user may do: watch (viewer); also send ticket events and acknowledge/resolve alerts
+    (duty_manager); only send ticket events (ticket_feed: the ticket system's token, nothing to read)."""
 
     VIEWER = "viewer"
     DUTY_MANAGER = "duty_manager"
+    TICKET_FEED = "ticket_feed"
 
 
 class User(Strict):
@@ -208,15 +227,16 @@ class User(Strict):
 
     name: str = Field(pattern=r"^[^\s:,]{1,64}$", description="Login name (no spaces, ':' or ',').")
     role: Role = Role.VIEWER
-    password_hash: str | None = Field(None, description="'scrypt$N$r$p$salt$hash' from "
+    password_hash: str | None = Field(None, max_length=256, description="'scrypt$N$r$p$salt$hash' from "
                                  "hub.access.hash_password (README: Login and roles).")
-    token: str | None = Field(None, min_length=16, description="Bearer token for scripts and wall displays.")
+    token: str | None = Field(None, min_length=16, max_length=256,
+                              description="Bearer token for scripts and wall displays.")
 
 
 class AccessSettings(Strict):
     """Who may use the hub's board and API (hub part). Absent: users come from HALLGRID_USERS/HALLGRID_TOKEN."""
 
-    users: list[User] = Field(default_factory=list)
+    users: list[User] = Field(default_factory=list, max_length=1000)
     session_hours: float = Field(12.0, gt=0, le=24 * 31, description="How long a board login lasts.")
 
 
@@ -254,21 +274,23 @@ class Site(Strict):
     """A hall: its cameras with their zones, and settings shared by the edge box."""
 
     id: Id
-    name: str = Field(min_length=1)
-    timezone: str = "UTC"
+    name: str = Field(min_length=1, max_length=MAX_NAME)
+    timezone: str = Field("UTC", max_length=64)
     language: Literal["zh", "en"] = Field("en", description="Language of the hub's texts for this hall (alert "
                                           "suggestions, chat-robot messages); the board switches on its own.")
     detector: DetectorSettings = DetectorSettings()
     smoothing: SmoothingSettings = SmoothingSettings()
-    cameras: list[Camera] = Field(min_length=1)
-    services: list[Service] = Field(default_factory=list, description="Ticket services (hub).")
-    counters: list[Counter] = Field(default_factory=list, description="Service points (hub).")
+    cameras: list[Camera] = Field(min_length=1, max_length=64)
+    services: list[Service] = Field(default_factory=list, max_length=256, description="Ticket services (hub).")
+    counters: list[Counter] = Field(default_factory=list, max_length=256, description="Service points (hub).")
     rules: RuleSettings = RuleSettings()
     access: AccessSettings | None = Field(None, description="Board and API users (hub).")
     floor_plan: FloorPlan | None = Field(None, description="Floor-plan picture for the cameras' floor_points.")
-    board_url: str | None = Field(None, pattern=r"^https?://", description="The board's address as staff reach it "
+    board_url: str | None = Field(None, pattern=r"^https?://", max_length=2048,
+                                  description="The board's address as staff reach it "
                                   "(https://hub.example/): chat-robot messages link there to acknowledge (hub).")
-    notify: list[NotifyTarget] = Field(default_factory=list, description="Where alerts are sent (hub).")
+    notify: list[NotifyTarget] = Field(default_factory=list, max_length=64,
+                                       description="Where alerts are sent (hub).")
     source_file: Path | None = Field(None, exclude=True)
 
     def camera(self, camera_id: str) -> Camera:
@@ -377,8 +399,38 @@ def _geometry_problems(site: Site) -> list[tuple[tuple, str]]:
     return problems
 
 
-def parse_site(text: str, filename: str = "<site>") -> Site:
-    """Validate site YAML text; raise SiteError with every problem located."""
+_ENV_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _substitute_env(node: Any, loc: tuple, env: Any, problems: list) -> Any:
+    """``${NAME}`` in every text value replaced by the environment variable (``$${`` for a literal ``${``).
+
+    Why: a camera's RTSP password need not live in the site file (which the editor saves, backs up and
+    shows): ``source: rtsp://admin:${CAM1_PASSWORD}@10.0.0.7/ch1``. Values are substituted after YAML
+    parsing, so a password with ``#`` or ``: `` cannot change the document's structure.
+    """
+    if isinstance(node, dict):
+        for key in list(node):
+            node[key] = _substitute_env(node[key], (*loc, key), env, problems)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            node[i] = _substitute_env(item, (*loc, i), env, problems)
+    elif isinstance(node, str) and "${" in node:
+        def value(m: re.Match) -> str:
+            if m.group(1) is None:
+                return "${"
+            if m.group(1) not in env:
+                problems.append((loc, f"${{{m.group(1)}}} is not set in the environment (export it before "
+                                      "starting, or write $${ for a literal ${)"))
+                return m.group(0)
+            return env[m.group(1)]
+        return _ENV_REF.sub(value, node)
+    return node
+
+
+def parse_site(text: str, filename: str = "<site>", env: Any = None) -> Site:
+    """Validate site YAML text (``${ENV_VAR}`` substituted from ``env``, default the process environment);
+    raise SiteError with every problem located."""
     try:
         doc = YAML(typ="rt").load(io.StringIO(text))
     except MarkedYAMLError as exc:
@@ -387,6 +439,10 @@ def parse_site(text: str, filename: str = "<site>") -> Site:
         raise SiteError([f"{filename}:{line}: YAML syntax: {exc.problem or exc}"]) from None
     if not isinstance(doc, dict):
         raise SiteError([f"{filename}:1: (top level): expected a mapping with id, name and cameras"])
+    missing: list = []
+    _substitute_env(doc, (), os.environ if env is None else env, missing)
+    if missing:
+        raise SiteError([f"{filename}:{_line_of(doc, loc)}: {_field(loc)}: {msg}" for loc, msg in missing])
     try:
         site = Site.model_validate(doc)
     except ValidationError as exc:

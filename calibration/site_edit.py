@@ -5,18 +5,25 @@ mask is there) and its order is how the installer reads it. So edits go through
 ruamel's round-trip document: existing zones are updated in place (their
 comments stay), new ones are appended, removed ones dropped. The new text is
 validated with ``parse_site`` before anything is written, the previous file is
-kept as a timestamped backup, and the write is atomic (a crash never leaves half
-a file).
+kept as a timestamped backup (the last ``KEEP_BACKUPS``), and the write is atomic
+(a crash never leaves half a file). Saves of one file are serialised (``site_lock``:
+the editor reads, edits and writes under it, so concurrent saves neither collide nor
+lose each other's edits), and the file keeps its mode (a 0600 file holding password
+hashes stays 0600).
 """
 
 from __future__ import annotations
 
+import glob
 import io
 import os
 import shutil
-import time
+import stat
+import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +33,15 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from calibration.site import Site, SiteError, parse_site
 
 ZONE_FIELDS = ("id", "name", "type", "grid_cell", "capacity")
+KEEP_BACKUPS = 10
+_locks: dict[Path, threading.RLock] = {}
+_locks_guard = threading.Lock()
+
+
+def site_lock(path: Path) -> threading.RLock:
+    """The one lock of a site file in this process: hold it from reading the file to replacing it."""
+    with _locks_guard:
+        return _locks.setdefault(Path(path).resolve(), threading.RLock())
 
 
 def _yaml() -> YAML:
@@ -49,7 +65,8 @@ def _flow_polygon(polygon: Sequence[Sequence[float]]) -> CommentedSeq:
 
 def _merge(existing: Any, shapes: Sequence[dict], fields: Sequence[str]) -> CommentedSeq:
     old = {item.get("id"): item for item in (existing or [])}
-    out = existing if isinstance(existing, CommentedSeq) else CommentedSeq()
+    # an emptied list starts afresh: its old comments would be dumped between the key and '[]' (broken YAML)
+    out = existing if isinstance(existing, CommentedSeq) and shapes else CommentedSeq()
     kept = []
     for shape in shapes:
         item = old.get(shape["id"], CommentedMap())
@@ -85,23 +102,43 @@ class Saved:
     backup: Path | None
 
 
-def save_site_text(path: Path, text: str) -> Saved:
-    """Validate ``text`` as a site and replace ``path`` with it, keeping the old file as PATH.TIMESTAMP.bak.
+def _backup(path: Path) -> Path:
+    """Copy ``path`` to PATH.YYYYmmdd-HHMMSS-micro.bak (names sort by time) and drop all but the newest
+    ``KEEP_BACKUPS``."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    backup, n = path.with_name(f"{path.name}.{stamp}.bak"), 1
+    while backup.exists():
+        backup, n = path.with_name(f"{path.name}.{stamp}-{n}.bak"), n + 1
+    shutil.copy2(path, backup)                     # copy2: the backup keeps the file's mode too
+    for old in sorted(path.parent.glob(f"{glob.escape(path.name)}.*.bak"))[:-KEEP_BACKUPS]:
+        old.unlink(missing_ok=True)
+    return backup
 
-    Raises SiteError (and writes nothing) when the text is not a valid site.
+
+def save_site_text(path: Path, text: str) -> Saved:
+    """Validate ``text`` as a site and replace ``path`` with it, keeping the old file as a backup.
+
+    Raises SiteError (and writes nothing) when the text is not a valid site. The new file has the old
+    one's mode (0600 for a new file: site files may hold password hashes and camera passwords).
     """
     site = parse_site(text, str(path))
-    backup = None
-    if path.exists():
-        backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
-        n = 1
-        while backup.exists():
-            backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}-{n}.bak")
-            n += 1
-        shutil.copy2(path, backup)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with site_lock(path):
+        backup = None
+        mode = 0o600
+        if path.exists():
+            mode = stat.S_IMODE(path.stat().st_mode)
+            backup = _backup(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fchmod(fh.fileno(), mode)
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return Saved(site.model_copy(update={"source_file": path.resolve()}), backup)
 
 

@@ -30,10 +30,12 @@ from pydantic import BaseModel, Field
 
 from calibration.checks import CameraView, check_camera
 from calibration.proof import ProofSample, prove
-from calibration.site import Camera, Site, SiteError, ZoneType, load_site, polygon_problem
-from calibration.site_edit import edit_camera, save_site_text
+from calibration.site import (MAX_NAME, MAX_POINTS, MAX_ZONES, Camera, Site, SiteError, ZoneType, load_site,
+                              polygon_problem)
+from calibration.site_edit import edit_camera, save_site_text, site_lock
 from edge.detections import Detections
 from edge.detector import Detector
+from edge.http_limits import KIB, BodyLimit
 from edge.snapshots import Frame, SnapshotSource
 from edge.zones import ZoneCounter, ZoneShape
 
@@ -41,6 +43,8 @@ COOKIE = "hallgrid_calibrate"
 STATIC = files("edge") / "static" / "calibrate"
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8"}
+# A request body: the largest camera the site model allows (64 zones and 64 masks of 100 points) fits.
+MAX_BODY = 512 * KIB
 
 
 def new_token() -> str:
@@ -48,22 +52,25 @@ def new_token() -> str:
 
 
 class ShapeIn(BaseModel):
-    id: str
-    polygon: list[tuple[float, float]]
-    name: str | None = None
-    type: str | None = None
-    grid_cell: str | None = None
+    """A drawn zone or mask; bounded like the site model, so a huge draft is refused (422) before any
+    geometry is computed."""
+
+    id: str = Field(max_length=64)
+    polygon: list[tuple[float, float]] = Field(max_length=MAX_POINTS)
+    name: str | None = Field(None, max_length=MAX_NAME)
+    type: str | None = Field(None, max_length=32)
+    grid_cell: str | None = Field(None, max_length=64)
     capacity: int | None = None
 
 
 class ShapesIn(BaseModel):
-    zones: list[ShapeIn] = Field(default_factory=list)
-    masks: list[ShapeIn] = Field(default_factory=list)
+    zones: list[ShapeIn] = Field(default_factory=list, max_length=MAX_ZONES)
+    masks: list[ShapeIn] = Field(default_factory=list, max_length=MAX_ZONES)
 
 
 class ProofIn(ShapesIn):
     snapshot: int
-    truth: dict[str, int]
+    truth: dict[str, int] = Field(max_length=MAX_ZONES)
 
 
 @dataclass
@@ -156,12 +163,13 @@ class CalibrateApp:
         self.camera(camera_id)
         zones = [s.model_dump(exclude_none=True) for s in shapes.zones]
         masks = [{"id": s.id, "polygon": s.polygon} for s in shapes.masks]
-        try:
-            text = edit_camera(self.site_path.read_text(encoding="utf-8"), camera_id, zones, masks)
-            saved = save_site_text(self.site_path, text)
-        except SiteError as exc:
-            return {"ok": False, "problems": exc.problems}
-        self.site = saved.site
+        with site_lock(self.site_path):     # read, edit, write: a concurrent save never loses this one's edit
+            try:
+                text = edit_camera(self.site_path.read_text(encoding="utf-8"), camera_id, zones, masks)
+                saved = save_site_text(self.site_path, text)
+            except SiteError as exc:
+                return {"ok": False, "problems": exc.problems}
+            self.site = saved.site
         return {"ok": True, "path": str(self.site_path), "backup": str(saved.backup) if saved.backup else None}
 
     def proof(self, camera_id: str, body: ProofIn) -> dict:
@@ -258,5 +266,6 @@ def create_app(editor: CalibrateApp) -> FastAPI:
     def proof(camera_id: str, body: ProofIn) -> dict:
         return editor.proof(camera_id, body)
 
+    app.add_middleware(BodyLimit, limits=[], default=MAX_BODY)   # outermost: before the token check
     app.state.editor = editor
     return app

@@ -15,6 +15,7 @@ from calibration.site import Camera, Site, SiteError, SmoothingSettings, load_si
 from edge.counting import CameraCounter
 from edge.detector import Detector, DetectorConfig
 from edge.evaluation import GroundTruthError, evaluate
+from edge.mqtt_url import mqtt_options
 from edge.samples import SampleError, resolve_sample
 from edge.video import VideoError, read_frames, video_info
 from models import ModelError
@@ -23,8 +24,10 @@ USER_ERRORS = (SiteError, ModelError, VideoError, GroundTruthError, SampleError)
 
 
 def fail(exc: Exception) -> None:
-    """Print a user error without a traceback and exit non-zero."""
-    click.echo(f"error: {exc}", err=True)
+    """Print a user error without a traceback (nor a camera's password) and exit non-zero."""
+    from edge.redact import redact
+
+    click.echo(f"error: {redact(str(exc))}", err=True)
     sys.exit(2)
 
 
@@ -171,14 +174,14 @@ def default_outbox(site_id: str) -> Path:
 @click.option("--site", "site_path", required=True, type=click.Path(dir_okay=False), envvar="HALLGRID_SITE",
               help="Site file: cameras, zones, detector settings.")
 @click.option("--camera", "camera_ids", multiple=True, help="Serve only these cameras (repeatable; default: all).")
-@click.option("--mqtt", "mqtt_url", default="mqtt://127.0.0.1:1883", show_default=True, envvar="HALLGRID_MQTT",
-              help="Broker: mqtt://[user:pass@]host[:port] or mqtts://... for TLS.")
-@click.option("--ca", "ca_file", type=click.Path(exists=True, dir_okay=False), help="CA certificate for mqtts://.")
+@mqtt_options
 @click.option("--outbox", "outbox_path", type=click.Path(dir_okay=False), envvar="HALLGRID_OUTBOX",
               help="SQLite store-and-forward file (default: ~/.local/state/hallgrid/outbox-SITE.db).")
 @click.option("--outbox-max", default=100_000, show_default=True, type=click.IntRange(1),
               help="Messages kept while the broker is away; the oldest are dropped beyond.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus /metrics on this port.")
+@click.option("--metrics-addr", default="127.0.0.1", show_default=True, envvar="HALLGRID_METRICS_ADDR",
+              help="Address /metrics binds (0.0.0.0 to let a Prometheus on another machine scrape).")
 @click.option("--prefix", default="hallgrid", show_default=True, help="MQTT topic prefix.")
 @click.option("--heartbeat", default=10.0, show_default=True, type=click.FloatRange(0.1),
               help="Seconds between re-sends of an unchanged count (and status).")
@@ -191,19 +194,17 @@ def default_outbox(site_id: str) -> Path:
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 @detector_options
-def edge_cmd(site_path, camera_ids, mqtt_url, ca_file, outbox_path, outbox_max, metrics_port, prefix, heartbeat,
+def edge_cmd(site_path, camera_ids, broker, outbox_path, outbox_max, metrics_port, metrics_addr, prefix, heartbeat,
              stall_s, discovery, workers, log_level, model, model_dir, confidence, threads):
     """Serve a site's cameras: count people per zone and publish occupancy over MQTT until stopped."""
-    import logging
     import signal
 
-    from edge.mqtt_url import BrokerUrlError, parse_broker_url
+    from edge.redact import setup_logging
     from edge.service import EdgeConfig, EdgeService
     from edge.sources import classify
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(log_level.upper())
     try:
-        broker = parse_broker_url(mqtt_url, ca_file)
         site = load_site(site_path)
         cameras = [camera_of(site, c) for c in camera_ids] if camera_ids else list(site.cameras)
         for cam in cameras:
@@ -215,9 +216,10 @@ def edge_cmd(site_path, camera_ids, mqtt_url, ca_file, outbox_path, outbox_max, 
                             detector=detector_config(site, model, confidence, threads, model_dir),
                             outbox_path=Path(outbox_path) if outbox_path else default_outbox(site.id),
                             prefix=prefix, heartbeat_s=heartbeat, outbox_max_rows=outbox_max,
-                            discovery=discovery, stall_s=stall_s, workers=workers, metrics_port=metrics_port)
+                            discovery=discovery, stall_s=stall_s, workers=workers, metrics_port=metrics_port,
+                            metrics_addr=metrics_addr)
         service = EdgeService(config)
-    except (*USER_ERRORS, BrokerUrlError) as exc:
+    except USER_ERRORS as exc:
         fail(exc)
     signal.signal(signal.SIGTERM, lambda *_: service.request_stop())
     try:

@@ -1,4 +1,4 @@
-"""The occupancy contract: what an edge box publishes over MQTT (version 1).
+"""The occupancy contract: what an edge box publishes over MQTT (version 2; version 1 is still read).
 
 It lives with its producer; the hub imports it. Topics (prefix default ``hallgrid``):
 
@@ -8,19 +8,38 @@ It lives with its producer; the hub imports it. Topics (prefix default ``hallgri
 
 Timestamps are ISO 8601 UTC with milliseconds. ``seq`` is per camera, strictly
 increasing and survives restarts, so a consumer can order, de-duplicate and see
-gaps.
+gaps. ``epoch`` (version 2, as Sparkplug's bdSeq) names the sequence: the
+millisecond time the box's outbox started numbering. A replaced box (its outbox
+lost) starts again at seq 1 under a newer epoch, so a consumer orders by
+``(epoch, seq)`` and takes the new box's counts instead of ignoring them for
+ever. Version 1 messages have no epoch (read as 0).
+
+Every field is bounded (ids as in the site file, ``seq`` and ``epoch`` below
+2**53, so they survive JSON and a 64-bit database column, counts below
+``MAX_COUNT``) and a consumer refuses a message beyond the bounds with a
+``ContractError`` naming the field, so one bad message can neither freeze a
+zone nor break a storage write.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 DEFAULT_PREFIX = "hallgrid"
+MAX_SEQ = 2**53             # exclusive bound of seq and epoch: exact in JSON (doubles) and in BIGINT
+MAX_COUNT = 10_000          # people in one zone: beyond any hall
+MAX_TS_LEN = 40
+MAX_DETAIL = 300            # characters of a status detail (the edge shortens, a consumer refuses longer)
+MAX_PAYLOAD = 65_536        # bytes of one MQTT message: the hub refuses larger before parsing, the broker too
+ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")   # the site file's id rule: ids are MQTT topic levels
 
 
 class ContractError(ValueError):
@@ -68,9 +87,35 @@ def _decode(payload: bytes | str) -> dict:
         raise ContractError(f"payload is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ContractError("payload is not a JSON object")
-    if data.get("v") != VERSION:
+    if data.get("v") not in READABLE_VERSIONS or isinstance(data.get("v"), bool):
         raise ContractError(f"unsupported version v={data.get('v')!r} (expected {VERSION})")
     return data
+
+
+def _id(data: dict, name: str, required: bool = True) -> str:
+    if not required and data.get(name, "") == "":
+        return ""
+    value = _require(data, name, str)
+    if not ID.fullmatch(value):
+        raise ContractError(f"field {name!r} is not an id (letters, digits, '_', '-', at most 64): {value[:70]!r}")
+    return value
+
+
+def _int(data: dict, name: str, upper: int, default: int | None = None) -> int:
+    if name not in data and default is not None:
+        return default
+    value = _require(data, name, int)
+    if not 0 <= value < upper:
+        raise ContractError(f"field {name!r} = {value} is outside 0..{upper - 1}")
+    return value
+
+
+def _ts(data: dict) -> str:
+    value = _require(data, "ts", str)
+    if len(value) > MAX_TS_LEN:
+        raise ContractError(f"field 'ts' is longer than {MAX_TS_LEN} characters")
+    parse_ts(value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -89,6 +134,7 @@ class OccupancyMessage:
     raw: int
     seq: int
     capacity: int | None = None
+    epoch: int = 0
     v: int = VERSION
 
     def to_json(self) -> str:
@@ -97,20 +143,19 @@ class OccupancyMessage:
     @classmethod
     def from_json(cls, payload: bytes | str) -> "OccupancyMessage":
         data = _decode(payload)
-        msg = cls(site=_require(data, "site", str), camera=_require(data, "camera", str),
-                  zone=_require(data, "zone", str), ts=_require(data, "ts", str),
-                  count=_require(data, "count", int), raw=_require(data, "raw", int),
-                  seq=_require(data, "seq", int), capacity=data.get("capacity"))
-        parse_ts(msg.ts)
-        if msg.count < 0 or msg.raw < 0 or msg.seq < 0:
-            raise ContractError("count, raw and seq must not be negative")
-        if msg.capacity is not None and (not isinstance(msg.capacity, int) or msg.capacity < 0):
+        capacity = data.get("capacity")
+        if capacity is not None and (not isinstance(capacity, int) or isinstance(capacity, bool)
+                                     or not 0 <= capacity < 10 * MAX_COUNT):
             raise ContractError("capacity must be a non-negative integer or null")
-        return msg
+        return cls(site=_id(data, "site"), camera=_id(data, "camera"), zone=_id(data, "zone"), ts=_ts(data),
+                   count=_int(data, "count", MAX_COUNT), raw=_int(data, "raw", MAX_COUNT),
+                   seq=_int(data, "seq", MAX_SEQ), capacity=capacity,
+                   epoch=_int(data, "epoch", MAX_SEQ, default=0) if data["v"] >= 2 else 0, v=data["v"])
 
 
 class CameraState(str, Enum):
     ONLINE = "online"
+    DEGRADED = "degraded"      # frames come but counts cannot be kept (the outbox cannot be written)
     CAMERA_LOST = "camera_lost"
     OFFLINE = "offline"
 
@@ -127,6 +172,8 @@ class StatusMessage:
     camera: str = ""
     outbox_depth: int = 0
     outbox_dropped: int = 0
+    outbox_failed: int = 0       # counts that could not be written to the outbox (disk full): lost, not silent
+    epoch: int = 0
     v: int = VERSION
 
     def to_json(self) -> str:
@@ -140,8 +187,15 @@ class StatusMessage:
         try:
             state = CameraState(_require(data, "state", str))
         except ValueError:
-            raise ContractError(f"unknown state {data.get('state')!r}") from None
-        return cls(state=state, ts=_require(data, "ts", str), fps=float(data.get("fps", 0.0)),
-                   detail=str(data.get("detail", "")), site=str(data.get("site", "")),
-                   camera=str(data.get("camera", "")), outbox_depth=int(data.get("outbox_depth", 0)),
-                   outbox_dropped=int(data.get("outbox_dropped", 0)))
+            raise ContractError(f"unknown state {str(data.get('state'))[:40]!r}") from None
+        fps = data.get("fps", 0.0)
+        if not isinstance(fps, (int, float)) or isinstance(fps, bool) or not math.isfinite(fps) or not 0 <= fps < 1000:
+            raise ContractError("field 'fps' must be a number in 0..1000")
+        detail = data.get("detail", "")
+        if not isinstance(detail, str) or len(detail) > MAX_DETAIL:
+            raise ContractError(f"field 'detail' must be text of at most {MAX_DETAIL} characters")
+        return cls(state=state, ts=_ts(data), fps=float(fps), detail=detail, site=_id(data, "site", False),
+                   camera=_id(data, "camera", False), outbox_depth=_int(data, "outbox_depth", MAX_SEQ, 0),
+                   outbox_dropped=_int(data, "outbox_dropped", MAX_SEQ, 0),
+                   outbox_failed=_int(data, "outbox_failed", MAX_SEQ, 0),
+                   epoch=_int(data, "epoch", MAX_SEQ, 0), v=data["v"])

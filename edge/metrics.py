@@ -36,11 +36,14 @@ class EdgeMetrics:
                                   registry=r)
         self.outbox_dropped = Gauge("hallgrid_outbox_dropped", "Messages dropped because the outbox was full",
                                     registry=r)
+        self.outbox_failures = Counter("hallgrid_outbox_write_failures_total", "Frames whose counts could not "
+                                       "be written to the outbox (disk full, read-only): lost, and the camera "
+                                       "reports degraded", ["camera"], registry=r)
         self.published = Counter("hallgrid_occupancy_acked_total", "Occupancy messages acknowledged by the "
                                  "broker", ["camera"], registry=r)
         self.bad_frames = Counter("hallgrid_bad_frames_total", "Frames that failed in detection or counting "
                                   "(logged, skipped)", ["camera"], registry=r)
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
+    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Expose /metrics over HTTP on ``port`` (a daemon thread of prometheus_client)."""
         start_http_server(port, addr=addr, registry=self.registry)

@@ -22,28 +22,34 @@ class PublishSchedule:
     last_count: dict[str, int] = field(default_factory=dict)
     last_time: dict[str, float] = field(default_factory=dict)
 
-    def due(self, counts: dict[str, int], now: float) -> list[str]:
-        """Zones whose count must be published now; marks them as published.
+    def due(self, counts: dict[str, int], now: float, mark: bool = True) -> list[str]:
+        """Zones whose count must be published now; marks them as published unless ``mark`` is False.
+
+        The live edge marks only after the outbox has the messages (``mark_sent``): a count that could not
+        be stored (disk full) stays due and is tried again with the next frame.
 
         >>> s = PublishSchedule(10)
         >>> s.due({"a": 1, "b": 0}, 0.0), s.due({"a": 1, "b": 1}, 1.0), s.due({"a": 1, "b": 1}, 10.5)
         (['a', 'b'], ['b'], ['a'])
         """
-        out = []
-        for zone, n in counts.items():
-            if self.last_count.get(zone) != n or now - self.last_time.get(zone, -1e18) >= self.heartbeat_s:
-                out.append(zone)
-                self.last_count[zone] = n
-                self.last_time[zone] = now
+        out = [zone for zone, n in counts.items()
+               if self.last_count.get(zone) != n or now - self.last_time.get(zone, -1e18) >= self.heartbeat_s]
+        if mark:
+            self.mark_sent(out, counts, now)
         return out
+
+    def mark_sent(self, zones: list[str], counts: dict[str, int], now: float) -> None:
+        for zone in zones:
+            self.last_count[zone] = counts[zone]
+            self.last_time[zone] = now
 
 
 def occupancy_message(site_id: str, camera: Camera, zone: str, ts_epoch: float, smoothed: dict[str, int],
-                      raw: dict[str, int], seq: int) -> OccupancyMessage:
+                      raw: dict[str, int], seq: int, epoch: int = 0) -> OccupancyMessage:
     """The message the edge publishes for one zone of one counted frame; shared by the live edge and replay."""
     capacity = {z.id: z.capacity for z in camera.zones}
     return OccupancyMessage(site=site_id, camera=camera.id, zone=zone, ts=iso_ts(ts_epoch), count=smoothed[zone],
-                            raw=raw[zone], seq=seq, capacity=capacity.get(zone))
+                            raw=raw[zone], seq=seq, capacity=capacity.get(zone), epoch=epoch)
 
 
 @dataclass

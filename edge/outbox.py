@@ -3,7 +3,10 @@
 The outbox, not paho's memory, is the source of truth: a broker outage or an
 edge restart loses nothing, and a single sender per camera publishes the oldest
 rows in order so the retained value ends on the latest count. It also keeps
-each camera's ``seq`` so that numbering survives restarts. It is bounded: when
+each camera's ``seq`` so that numbering survives restarts, and the sequence's
+``epoch`` (the millisecond time this outbox was created): a replaced box or a
+lost outbox starts again at seq 1 under a newer epoch, which the hub accepts
+(see ``edge.contract``). It is bounded: when
 full, the oldest rows are dropped and counted (reported in status), because a
 week-old count is worth less than the disk it fills.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +49,7 @@ class Outbox:
     nothing however long the backlog grows.
     """
 
-    def __init__(self, path: str | Path, max_rows: int = 100_000):
+    def __init__(self, path: str | Path, max_rows: int = 100_000, clock=time.time):
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +65,8 @@ class Outbox:
         self._total = sum(self._depth.values())
         row = self._db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()
         self._dropped = row[0] if row else 0
+        self._db.execute("INSERT OR IGNORE INTO counters (name, value) VALUES ('epoch', ?)", (int(clock() * 1000),))
+        self.epoch: int = self._db.execute("SELECT value FROM counters WHERE name = 'epoch'").fetchone()[0]
 
     def close(self) -> None:
         with self._lock:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable
 
@@ -57,6 +58,7 @@ class CameraLink:
         self._status: str | None = None
         self._status_dirty = False
         self._status_lock = threading.Lock()
+        self._outbox_failing = False
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
         self.client.max_inflight_messages_set(window + 10)
         self.client.reconnect_delay_set(min_delay=1, max_delay=4)
@@ -143,6 +145,12 @@ class CameraLink:
             self._wake.clear()
             try:
                 self._send_once()
+                self._outbox_failing = False
+            except sqlite3.Error as exc:   # disk full, read-only: one line per run of failures, not a traceback each
+                if not self._outbox_failing:
+                    log.error("camera %s: the outbox cannot be read or written (%s); retrying", self.camera, exc)
+                self._outbox_failing = True
+                self._stop.wait(0.5)
             except Exception:  # a bad row or a paho hiccup must not end publishing for good
                 log.exception("camera %s: sender error; retrying", self.camera)
                 self._stop.wait(0.5)

@@ -10,6 +10,7 @@ starve the others. onnxruntime uses the cores the process is given.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +21,8 @@ import numpy as np
 
 from calibration.site import Camera, Site
 from edge.clock import Clock, SystemClock
-from edge.contract import DEFAULT_PREFIX, CameraState, StatusMessage, iso_ts, occupancy_topic, status_topic
+from edge.contract import (DEFAULT_PREFIX, MAX_DETAIL, CameraState, StatusMessage, iso_ts, occupancy_topic,
+                           status_topic)
 from edge.counting import CameraCounter
 from edge.detector import Detector, DetectorConfig
 from edge.discovery import discovery_messages
@@ -29,6 +31,7 @@ from edge.mqtt_url import BrokerSettings
 from edge.occupancy import PublishSchedule, RateMeter, occupancy_message
 from edge.outbox import Outbox
 from edge.publisher import CameraLink
+from edge.redact import redact
 from edge.sources import CameraReader, classify
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,7 @@ class EdgeConfig:
     stall_s: float = 3.0
     workers: int = 1
     metrics_port: int | None = None
+    metrics_addr: str = "127.0.0.1"   # loopback unless the operator opens it: the counts are the hall's business
 
 
 class FrameSlots:
@@ -133,6 +137,8 @@ class CameraRuntime:
     rate: RateMeter = field(default_factory=RateMeter)
     state: CameraState | None = None
     last_status: float = -1e18
+    outbox_error: str | None = None   # why the last outbox write failed; None once one succeeds again
+    outbox_failed: int = 0
 
 
 class EdgeService:
@@ -144,7 +150,7 @@ class EdgeService:
         self.clock = clock or SystemClock()
         self.metrics = metrics or EdgeMetrics()
         self.detector = detector or Detector(config.detector)
-        self.outbox = Outbox(config.outbox_path, config.outbox_max_rows)
+        self.outbox = Outbox(config.outbox_path, config.outbox_max_rows, clock=self.clock.now)
         self.site = config.site
         self._stop = threading.Event()
         self._started = 0.0
@@ -170,13 +176,16 @@ class EdgeService:
         self._supervisor = threading.Thread(target=self._supervise, daemon=True, name="supervisor")
 
     def _status(self, camera: str, state: CameraState, fps: float, detail: str) -> str:
-        return StatusMessage(state=state, ts=iso_ts(self.clock.now()), fps=round(fps, 2), detail=detail,
-                             site=self.site.id, camera=camera, outbox_depth=self.outbox.depth(camera),
-                             outbox_dropped=self.outbox.dropped()).to_json()
+        """The retained status: readable by every subscriber, so the detail is redacted and bounded."""
+        rt = self.cameras.get(camera)   # None while the links are being built (their last will)
+        return StatusMessage(state=state, ts=iso_ts(self.clock.now()), fps=round(fps, 2),
+                             detail=redact(detail)[:MAX_DETAIL], site=self.site.id, camera=camera,
+                             outbox_depth=self.outbox.depth(camera), outbox_dropped=self.outbox.dropped(),
+                             outbox_failed=rt.outbox_failed if rt else 0, epoch=self.outbox.epoch).to_json()
 
     def start(self) -> None:
         if self.config.metrics_port is not None:
-            self.metrics.serve(self.config.metrics_port)
+            self.metrics.serve(self.config.metrics_port, self.config.metrics_addr)
         self._started = self.clock.monotonic()
         for rt in self.cameras.values():
             rt.link.start()
@@ -226,18 +235,38 @@ class EdgeService:
         result = rt.counter.count(detections, w, h, ts)
         now = self.clock.monotonic()
         rt.rate.tick(now)
-        due = rt.schedule.due(result.smoothed, now)
+        due = rt.schedule.due(result.smoothed, now, mark=False)
         if not due:
             return
+        epoch = self.outbox.epoch
 
         def builder(zone: str):
             def build(seq: int) -> tuple[str, str]:
-                msg = occupancy_message(self.site.id, rt.camera, zone, ts, result.smoothed, result.raw, seq)
+                msg = occupancy_message(self.site.id, rt.camera, zone, ts, result.smoothed, result.raw, seq, epoch)
                 return occupancy_topic(self.site.id, rt.camera.id, zone, self.config.prefix), msg.to_json()
             return build
 
-        self.outbox.add_many(rt.camera.id, [builder(zone) for zone in due])  # one transaction per frame
+        try:
+            self.outbox.add_many(rt.camera.id, [builder(zone) for zone in due])  # one transaction per frame
+        except sqlite3.Error as exc:   # disk full, read-only, I/O error: the counts are lost, and that must show
+            self._outbox_failed(rt, f"outbox write failed: {exc}")
+            return
+        rt.schedule.mark_sent(due, result.smoothed, now)   # only now: a count not stored stays due
+        if rt.outbox_error is not None:
+            log.warning("camera %s: the outbox takes counts again", rt.camera.id)
+            rt.outbox_error = None
         rt.link.wake()
+
+    def _outbox_failed(self, rt: CameraRuntime, reason: str) -> None:
+        """Count the lost frame's messages, say ``degraded`` with the reason at once, log the first of a run."""
+        rt.outbox_failed += 1
+        self.metrics.outbox_failures.labels(rt.camera.id).inc()
+        if rt.outbox_error is None:
+            log.error("camera %s: %s; its counts are lost until the outbox can be written", rt.camera.id, reason)
+            rt.outbox_error = reason
+            rt.state = CameraState.DEGRADED
+            rt.link.set_status(self._status(rt.camera.id, CameraState.DEGRADED, rt.rate.rate(self.clock.monotonic()),
+                                            reason))
 
     # health
 
@@ -257,11 +286,12 @@ class EdgeService:
             self.metrics.camera_up.labels(cam_id).set(1 if alive else 0)
             if not alive and rt.state is None and now - self._started < self.config.stall_s:
                 continue  # still opening: no camera_lost flash at start-up
-            state = CameraState.ONLINE if alive else CameraState.CAMERA_LOST
+            error = rt.outbox_error
+            state = (CameraState.DEGRADED if error else CameraState.ONLINE) if alive else CameraState.CAMERA_LOST
             if state != rt.state or now - rt.last_status >= self.config.heartbeat_s:
                 if state != rt.state:
                     log.info("camera %s: %s %s", cam_id, state.value, rt.reader.health.detail)
-                detail = "" if alive else (rt.reader.health.detail or "no frames")
+                detail = (error or "") if alive else (rt.reader.health.detail or "no frames")
                 rt.link.set_status(self._status(cam_id, state, fps, detail))
                 rt.state, rt.last_status = state, now
         self.metrics.outbox_depth.set(self.outbox.depth())

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from edge.clock import SystemClock
+from edge.redact import redact
 from edge.sources import CameraReader, SourceKind, classify, open_capture
 
 
@@ -88,10 +89,12 @@ class SnapshotSource:
             return Frame(self._latest, None)
 
     def _stale_message(self) -> str:
+        """Shown to the installer (the editor's page, ``check``): the source URL without its password."""
         detail = self._reader.health.detail if self._reader else ""
+        url = redact(self.spec.url)
         if self._latest is None:
-            return f"no frame from {self.spec.url} within {self.timeout_s:g} s: {detail}"
-        return (f"{self.spec.url} stopped sending frames: the last one is {time.monotonic() - self._latest_at:.0f} s "
+            return f"no frame from {url} within {self.timeout_s:g} s: {detail}"
+        return (f"{url} stopped sending frames: the last one is {time.monotonic() - self._latest_at:.0f} s "
                 f"old and none came within {self.timeout_s:g} s (not shown: it would be a frozen picture): "
                 f"{detail or 'no error reported'}; check the camera and its network")
 

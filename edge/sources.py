@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from edge.clock import Clock
+from edge.redact import redact
 from edge.samples import resolve_sample
 
 log = logging.getLogger(__name__)
@@ -55,10 +56,17 @@ def classify(source: str, loop: bool = False) -> SourceSpec:
 
 
 def open_capture(spec: SourceSpec, timeout_s: float = 5.0) -> cv2.VideoCapture:
-    """Open a source, with open and read timeouts for network streams so that a dead camera cannot hang us."""
+    """Open a source, with open and read timeouts for network streams so that a dead camera cannot hang us.
+
+    OpenCV's own log prints a stream's URL, password included, to stderr when it cannot open it; for a
+    source with credentials it is silenced (for the process: its level is global), and our own messages,
+    redacted, say what failed.
+    """
     if spec.kind is SourceKind.USB:
         cap = cv2.VideoCapture(int(spec.url))
     elif spec.kind is SourceKind.STREAM:
+        if redact(spec.url) != spec.url:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
         ms = int(timeout_s * 1000)
         cap = cv2.VideoCapture(spec.url, cv2.CAP_FFMPEG,
                                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
@@ -68,7 +76,7 @@ def open_capture(spec: SourceSpec, timeout_s: float = 5.0) -> cv2.VideoCapture:
         cap = cv2.VideoCapture(spec.url)
     if not cap.isOpened():
         cap.release()
-        raise OSError(f"cannot open {spec.kind.value} source {spec.url}")
+        raise OSError(f"cannot open {spec.kind.value} source {redact(spec.url)}")
     return cap
 
 

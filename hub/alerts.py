@@ -16,14 +16,20 @@ alert read here has ``texts`` empty and its consumers fall back to ``suggestion`
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from edge.contract import iso_ts, parse_ts
+from edge.contract import ID, ContractError, iso_ts, parse_ts
 
 LEVELS = ("info", "warning", "critical")
 OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
+STATES = (OPEN, ACKNOWLEDGED, RESOLVED)
+ALERT_ID = re.compile(r"^[A-Za-z0-9_-]{1,160}$")     # a topic level: no '#', '+', '/' (they break publishing)
+KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+MAX_ALERT_JSON = 16_384
+FUTURE_S = 300.0     # an alert stamped later than this after the hub's clock is not believed
 
 
 def alerts_topic(site: str, alert_id: str, prefix: str = "hallgrid") -> str:
@@ -76,10 +82,81 @@ class Alert:
     escalations: int = 0
     texts: dict[str, dict[str, str]] = field(default_factory=dict)
     lang: str = "en"
+    hub: str = ""                   # the hub that raised it: a hub adopts only alerts of its configured peers
     v: int = 2
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_contract(cls, payload: bytes | str, now: float) -> "Alert":
+        """A retained alert from the broker, checked field by field; ContractError names what is wrong.
+
+        Adopting puts an alert on the duty manager's board and keeps its condition from raising again, so
+        only a well-formed one is believed: bounded ids and texts, a known level and state, a key of its
+        kind, ISO times in order and not in the future, an alert id that is a plain topic level.
+        """
+        if len(payload) > MAX_ALERT_JSON:
+            raise ContractError(f"alert of {len(payload)} bytes exceeds {MAX_ALERT_JSON}")
+        try:
+            data = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ContractError(f"alert is not JSON: {exc}") from None
+        if not isinstance(data, dict) or data.get("v") not in (1, 2):
+            raise ContractError("alert is not a version 1 or 2 alert object")
+
+        def text(name: str, limit: int, optional: bool = False) -> str | None:
+            value = data.get(name)
+            if value is None and optional:
+                return None
+            if not isinstance(value, str) or len(value) > limit:
+                raise ContractError(f"alert field {name!r} must be text of at most {limit} characters")
+            return value
+
+        def stamp(name: str, optional: bool = False) -> float | None:
+            value = text(name, 40, optional)
+            if value is None:
+                return None
+            t = parse_ts(value)
+            if t > now + FUTURE_S:
+                raise ContractError(f"alert field {name!r} is in the future ({value})")
+            return t
+
+        alert_id, kind, key = text("id", 160), text("kind", 40), text("key", 160)
+        if not ALERT_ID.fullmatch(alert_id):
+            raise ContractError(f"alert id {alert_id[:40]!r} is not letters, digits, '_' and '-'")
+        if not KIND.fullmatch(kind) or not key.startswith(f"{kind}:"):
+            raise ContractError(f"alert kind {kind[:40]!r} / key {key[:40]!r} do not match")
+        for name in ("site", "hub"):
+            if not ID.fullmatch(text(name, 64) or ""):
+                raise ContractError(f"alert field {name!r} is not an id")
+        if data.get("level") not in LEVELS or data.get("state") not in STATES:
+            raise ContractError(f"alert level {str(data.get('level'))[:20]!r} / state "
+                                f"{str(data.get('state'))[:20]!r} unknown")
+        for name, limit, optional in (("owner", 64, False), ("suggestion", 2000, False),
+                                      ("acknowledged_by", 128, True), ("resolved_by", 128, True)):
+            text(name, limit, optional)
+        raised, updated = stamp("raised_at"), stamp("updated_at")
+        for name in ("acknowledged_at", "resolved_at"):
+            stamp(name, optional=True)
+        if updated < raised:
+            raise ContractError("alert updated_at is before raised_at")
+        escalations = data.get("escalations", 0)
+        if not isinstance(escalations, int) or isinstance(escalations, bool) or not 0 <= escalations <= 100:
+            raise ContractError("alert field 'escalations' must be an integer 0..100")
+        texts = data.get("texts", {})
+        if not isinstance(texts, dict) or not all(
+                isinstance(lang, str) and len(lang) <= 16 and isinstance(parts, dict)
+                and all(isinstance(k, str) and isinstance(v, str) and len(v) <= 2000 for k, v in parts.items())
+                for lang, parts in texts.items()):
+            raise ContractError("alert field 'texts' must map languages to texts")
+        text("lang", 16, optional=True)
+        figures = data.get("figures")
+        if not isinstance(figures, dict) or not all(
+                isinstance(v, (str, int, list, dict, type(None))) or (isinstance(v, float) and math.isfinite(v))
+                for v in figures.values()):
+            raise ContractError("alert field 'figures' must be an object of finite values")
+        return cls.from_dict(data)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))
@@ -108,8 +185,9 @@ class AlertManager:
     changes; resolved are), so the hub publishes each state change exactly once.
     """
 
-    def __init__(self, escalate_after_s: float = 300.0):
+    def __init__(self, escalate_after_s: float = 300.0, hub: str = ""):
         self.escalate_after_s = escalate_after_s
+        self.hub = hub
         self.active: dict[str, Alert] = {}          # key -> the one open/acknowledged alert
         self.by_id: dict[str, Alert] = {}
         self.tracks: dict[str, _Track] = {}
@@ -179,7 +257,7 @@ class AlertManager:
         alert = Alert(id=f"{name}-{int(now)}", site=c.site, key=c.key,
                       kind=c.kind, level=c.level, state=OPEN, owner=c.owner, suggestion=c.suggestion,
                       figures=dict(c.figures), raised_at=stamp, updated_at=stamp, texts=c.texts,
-                      lang=c.lang)
+                      lang=c.lang, hub=self.hub)
         self.active[c.key] = alert
         self.by_id[alert.id] = alert
         self._level_since[alert.id] = now

@@ -19,7 +19,8 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 
-from hub.access import COOKIE, Access
+from edge.redact import redact
+from hub.access import COOKIE, Access, Throttled
 
 STATIC = files("hub") / "board"
 
@@ -51,7 +52,7 @@ def site_health(st, now: float) -> dict[str, Any]:
         age = None if seen is None else round(now - seen, 1)
         ok = state is not None and state.value == "online" and age is not None and age < r.camera_stale_s
         cams.append({"camera": cam.id, "name": cam.name or cam.id, "state": state.value if state else "unknown",
-                     "age_s": age, "ok": ok})
+                     "detail": redact(st.camera_detail.get(cam.id, "")), "age_s": age, "ok": ok})
     last = st.book.last_event_at
     t_age = None if last is None else round(now - last, 1)
     return {"cameras": cams, "tickets": {"age_s": t_age, "open_counters": sorted(st.book.open_counters),
@@ -93,12 +94,14 @@ def install_board(app: FastAPI, hub, access: Access | None) -> None:
         """Form login: a signed cookie (HttpOnly, SameSite=Strict, so another site cannot post as you)."""
         if access is None:
             return RedirectResponse("/board", 303)
-        form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
+        form = parse_qs((await request.body()).decode("utf-8", errors="replace"))   # BodyLimit: 4 KiB at most
         name, client = form.get("name", [""])[0], request.client.host if request.client else ""
-        if access.throttled(name, client):
-            return RedirectResponse("/login?failed=1&throttled=1", 303)
-        # scrypt takes tens of ms: off the event loop, so the board's other requests and SSE keep flowing
-        who = await asyncio.to_thread(access.login, name, form.get("password", [""])[0], client)
+        # scrypt takes ~0.1 s: off the event loop, so the board's other requests and SSE keep flowing
+        try:
+            who = await asyncio.to_thread(access.login, name, form.get("password", [""])[0], client)
+        except Throttled as exc:
+            return RedirectResponse("/login?failed=1&throttled=1", 303,
+                                    headers={"Retry-After": str(max(1, round(exc.retry_after)))})
         if who is None:
             return RedirectResponse("/login?failed=1", 303)
         resp = RedirectResponse("/board", 303)
@@ -107,7 +110,10 @@ def install_board(app: FastAPI, hub, access: Access | None) -> None:
         return resp
 
     @app.post("/logout", include_in_schema=False)
-    def logout() -> Response:
+    def logout(request: Request) -> Response:
+        """Revokes the session (the cookie is refused from now on, even if a copy of it was kept)."""
+        if access is not None and COOKIE in request.cookies:
+            access.revoke(request.cookies[COOKIE])
         resp = RedirectResponse("/login", 303)
         resp.delete_cookie(COOKIE)
         return resp
@@ -134,7 +140,8 @@ def install_board(app: FastAPI, hub, access: Access | None) -> None:
         with hub.lock:
             now = hub.clock.now()
             hub._flush()                 # the latest counts are still in the hub's batch
-            data = zone_series(hub.storage, site, now - minutes * 60, now, step_s)
+        # the query itself runs without the hub's lock (a day of counts takes seconds; ingest goes on)
+        data = zone_series(hub.storage, site, now - minutes * 60, now, step_s)
         return {"until": now, "step_s": step_s, "zones": data}
 
     @app.get("/healthz", include_in_schema=False)

@@ -13,6 +13,7 @@ from edge.models_cli import models_group
 from edge.calibrate_cli import calibrate_cmd
 from edge.check_cli import check_cmd
 from edge.fit_counts_cli import fit_counts_cmd
+from hub.broker.cli import broker_config_command
 from hub.replay.cli import replay_command
 from hub.demo import demo_command
 from hub.service import hub_command
@@ -35,6 +36,7 @@ cli.add_command(check_cmd)
 cli.add_command(fit_counts_cmd)
 cli.add_command(replay_command)
 cli.add_command(eval_waits_command)
+cli.add_command(broker_config_command)
 
 
 def main() -> None:

@@ -69,7 +69,6 @@ def run_demo(opts: DemoOptions) -> None:
     from calibration.site import load_site
     from edge.cli import detector_config
     from edge.clock import SystemClock
-    from edge.mqtt_url import parse_broker_url
     from edge.service import EdgeConfig, EdgeService
     from hub.access import Access, load_secret
     from hub.api import create_app
@@ -86,13 +85,13 @@ def run_demo(opts: DemoOptions) -> None:
         stack.callback(lambda: [signal.signal(s, h) for s, h in previous.items()])
         workdir = Path(tempfile.mkdtemp(prefix="hallgrid-demo-"))
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-        broker = start_broker(workdir)
+        broker = start_broker(workdir, [site])
         stack.callback(broker.stop)
         clock = SystemClock()
 
         storage = Storage(f"sqlite:///{workdir / 'hub.db'}")
         stack.callback(storage.close)
-        hub = Hub([site], storage, clock=clock, mqtt_url=broker.url, client_id="hallgrid-demo-hub")
+        hub = Hub([site], storage, clock=clock, mqtt_url=broker.settings("hub"), client_id="hallgrid-demo-hub")
         hub.start()
         stack.callback(hub.stop)
         ticker_stop = threading.Event()
@@ -103,13 +102,14 @@ def run_demo(opts: DemoOptions) -> None:
         _, _, stop_http = _serve_http(create_app(hub, access), opts.host, opts.port)
         stack.callback(stop_http)
 
-        edge = EdgeService(EdgeConfig(site=site, cameras=list(site.cameras), broker=parse_broker_url(broker.url),
+        edge = EdgeService(EdgeConfig(site=site, cameras=list(site.cameras), broker=broker.settings(f"edge-{site.id}"),
                                       detector=detector_config(site, opts.model, None, opts.threads, opts.model_dir),
                                       outbox_path=workdir / "outbox.db", heartbeat_s=5.0))
         edge.start()
         stack.callback(edge.stop)
 
         tickets = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="hallgrid-demo-tickets")
+        broker.settings(f"tickets-{site.id}").apply(tickets)
         tickets.connect("127.0.0.1", broker.port)
         tickets.loop_start()
         stack.callback(lambda: (tickets.loop_stop(), tickets.disconnect()))
@@ -118,7 +118,8 @@ def run_demo(opts: DemoOptions) -> None:
                               speed=opts.speed)
 
         user, password = opts.login
-        click.echo(f"hallgrid demo: site {site.id}, broker {broker.kind} on {broker.url}, "
+        click.echo(f"hallgrid demo: site {site.id}, broker {broker.kind} on {broker.url}"
+                   f"{' (accounts and ACL of `hallgrid broker-config`)' if broker.files else ' (anonymous)'}, "
                    f"edge {edge.detector.name} on {site.cameras[0].source}, speed x{opts.speed:g}")
         click.echo(f"board: http://{opts.host}:{opts.port}/board   login: {user} / {password} "
                    f"(viewer: guest / {password})")
@@ -152,7 +153,9 @@ def demo_command(site_path: str | None, duration: float | None, speed: float, ht
     from edge.cli import USER_ERRORS
     from hub.demo_broker import BrokerError
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from edge.redact import setup_logging
+
+    setup_logging(logging.WARNING)
     host, _, port = http.rpartition(":")
     path = Path(site_path) if site_path else Path(str(files("calibration") / "examples" / "demo-hall.yaml"))
     try:

@@ -2,11 +2,16 @@
 
 The demo must run on one machine without setup beyond ``.ci/setup``, and must
 not collide with a broker already on 1883, so it starts its own on a free port
-and stops it at the end.
+and stops it at the end. Mosquitto runs the configuration ``hallgrid
+broker-config`` writes (no anonymous clients, an ACL per role), so the demo
+shows the same locked-down broker a hall runs; the amqtt fallback (only when
+Mosquitto is not installed) is anonymous and says so.
 """
 
 from __future__ import annotations
 
+import getpass
+import logging
 import shutil
 import socket
 import subprocess
@@ -14,6 +19,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edge.mqtt_url import BrokerSettings
+
+if TYPE_CHECKING:
+    from hub.broker.config import BrokerFiles
+
+log = logging.getLogger("hallgrid.demo")
 
 
 class BrokerError(RuntimeError):
@@ -42,12 +55,19 @@ class DemoBroker:
     port: int
     kind: str
     proc: subprocess.Popen | None = None
+    files: BrokerFiles | None = None       # the accounts, when Mosquitto runs
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
+
+    def settings(self, account: str) -> BrokerSettings:
+        """How to connect as ``account`` (hub, edge-SITE, tickets-SITE); anonymous on amqtt."""
+        if self.files is None:
+            return BrokerSettings("127.0.0.1", self.port)
+        return BrokerSettings("127.0.0.1", self.port, username=account, password=self.files.account(account).password)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -66,16 +86,18 @@ def mosquitto_path() -> str | None:
     return shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 
 
-def start_broker(workdir: Path) -> DemoBroker:
+def start_broker(workdir: Path, sites: list | None = None) -> DemoBroker:
     port = free_port()
     binary = mosquitto_path()
     if binary:
-        conf = workdir / "mosquitto.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        from hub.broker.config import plan_accounts, write_broker_config
+
+        files = write_broker_config(workdir / "broker", plan_accounts(sites or []), port=port, persistence=False,
+                                    run_as=getpass.getuser(), env={})
         # own session: the terminal's Ctrl-C reaches the demo, which stops the broker last, in order
-        proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-        broker = DemoBroker(port, "mosquitto", proc=proc)
+        proc = subprocess.Popen([binary, "-c", str(files.conf)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        broker = DemoBroker(port, "mosquitto", proc=proc, files=files)
         if not _wait_port(port, 10):
             broker.stop()
             raise BrokerError("mosquitto did not start")
@@ -92,6 +114,8 @@ def _start_amqtt(port: int) -> DemoBroker:
     except ImportError:
         raise BrokerError("no MQTT broker: install Mosquitto (.ci/setup does) or `pip install amqtt`") from None
     broker = DemoBroker(port, "amqtt")
+    log.warning("Mosquitto is not installed: the demo's amqtt broker takes anonymous clients (a hall's broker "
+                "must not; see `hallgrid broker-config`)")
 
     def run() -> None:
         async def main() -> None:

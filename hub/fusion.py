@@ -25,6 +25,7 @@ class ZoneReading:
     raw: int = 0
     ts: float | None = None
     seq: int = -1
+    epoch: int = 0
     received_at: float | None = None
 
 
@@ -37,6 +38,7 @@ class SiteState:
         self.zones: dict[str, ZoneReading] = {z.id: ZoneReading(z, cam.id) for cam in site.cameras for z in cam.zones}
         self.camera_seen: dict[str, float] = {}
         self.camera_state: dict[str, CameraState] = {}
+        self.camera_detail: dict[str, str] = {}
         self.started_at: float | None = None
         self.changed = False
         self.book = TicketBook([s.id for s in site.services], {c.id: list(c.services) for c in site.counters},
@@ -46,7 +48,10 @@ class SiteState:
 
     # --- ingest ------------------------------------------------------------------------------------
     def ingest_occupancy(self, msg: OccupancyMessage, received_at: float) -> bool:
-        """Apply a valid occupancy message; False for an old or repeated one (seq not newer).
+        """Apply a valid occupancy message; False for an old or repeated one (``(epoch, seq)`` not newer).
+
+        A newer epoch is a new sequence (a replaced box starting at seq 1) and is taken; an epoch stamped
+        more than a day after the hub's clock is refused, so that no message can freeze a zone.
 
         ``self.changed`` tells whether the count moved (a heartbeat with the same count changes no rule).
 
@@ -57,11 +62,13 @@ class SiteState:
         reading = self.zones.get(msg.zone)
         if reading is None or reading.camera != msg.camera:
             raise ContractError(f"zone {msg.camera}/{msg.zone} is not in site {self.site.id!r}")
+        if msg.epoch > (received_at + 86_400) * 1000:
+            raise ContractError(f"epoch {msg.epoch} is later than the hub's clock by more than a day")
         self.camera_seen[msg.camera] = received_at
-        if msg.seq <= reading.seq:
+        if (msg.epoch, msg.seq) <= (reading.epoch, reading.seq):
             return False
         self.changed = reading.count != msg.count or reading.received_at is None
-        reading.count, reading.raw, reading.seq = msg.count, msg.raw, msg.seq
+        reading.count, reading.raw, reading.seq, reading.epoch = msg.count, msg.raw, msg.seq, msg.epoch
         reading.ts, reading.received_at = parse_ts(msg.ts), received_at
         return True
 
@@ -71,6 +78,7 @@ class SiteState:
         except KeyError as exc:
             raise ContractError(str(exc)) from None
         self.camera_state[camera] = msg.state
+        self.camera_detail[camera] = msg.detail     # redacted by the edge; the board shows why a camera is not ok
         if msg.state == CameraState.ONLINE:
             self.camera_seen.setdefault(camera, received_at)
 
@@ -102,5 +110,5 @@ class SiteState:
         for r in self.zones.values():
             out.append({"zone": r.zone.id, "name": r.zone.name, "type": r.zone.type.value, "camera": r.camera,
                         "grid_cell": r.zone.grid_cell, "capacity": r.zone.capacity, "count": r.count, "raw": r.raw,
-                        "seq": r.seq, "age_s": None if r.received_at is None else round(now - r.received_at, 1)})
+                        "seq": r.seq, "epoch": r.epoch, "age_s": None if r.received_at is None else round(now - r.received_at, 1)})
         return out

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import socket
 import threading
@@ -22,13 +21,15 @@ import click
 
 from calibration.site import Site
 from edge.clock import Clock, SystemClock
-from edge.contract import DEFAULT_PREFIX, ContractError, OccupancyMessage, StatusMessage, iso_ts
-from edge.mqtt_url import BrokerUrlError, parse_broker_url
+from edge.contract import (DEFAULT_PREFIX, ID, MAX_PAYLOAD, ContractError, OccupancyMessage, StatusMessage, iso_ts,
+                           parse_ts)
+from edge.mqtt_url import BrokerSettings, mqtt_options, parse_broker_url
+from edge.redact import redact, setup_logging
 
 from hub import rules
 from hub.alerts import RESOLVED, Alert, AlertManager, alerts_topic
 from hub.fusion import SiteState
-from hub.tickets import TicketError, TicketEvent, parse, parse_payload, read_csv, tickets_topic
+from hub.tickets import TicketError, TicketEvent, check_window, parse, parse_payload, read_csv, tickets_topic
 from hub.waits.training import Trainer
 
 if TYPE_CHECKING:    # SQLAlchemy is a hub extra: an edge box runs `hallgrid` without it
@@ -36,28 +37,37 @@ if TYPE_CHECKING:    # SQLAlchemy is a hub extra: an edge box runs `hallgrid` wi
 
 log = logging.getLogger("hallgrid.hub")
 ZONE_REPEAT_S = 20.0     # an unchanged zone reading is re-sent on the SSE stream at most this often
+CSV_BATCH = 200          # ticket events of a CSV import stored and applied per hold of the hub's lock
+MAX_LOGGED_ERRORS = 100  # bad rows of one import logged and answered one by one; the rest are counted
+FRAME_TIME_SLACK_S = 86_400.0   # an occupancy frame time this far from the hub's clock is not believed
 
 
 class Hub:
     """Fuses occupancy and ticket events of its sites into alerts."""
 
-    def __init__(self, sites: list[Site], storage: Storage, clock: Clock | None = None, mqtt_url: str | None = None,
-                 prefix: str = DEFAULT_PREFIX, evaluate_on_message: bool = True, notify: Any = None,
-                 client_id: str | None = None, site_sessions: bool = False, background_training: bool = True):
-        """``site_sessions``: one persistent MQTT session per site instead of one clean session for the hub,
-        so messages sent while a site changes hands wait in the broker for whichever hub serves it next.
+    def __init__(self, sites: list[Site], storage: Storage, clock: Clock | None = None,
+                 mqtt_url: str | BrokerSettings | None = None, prefix: str = DEFAULT_PREFIX,
+                 evaluate_on_message: bool = True, notify: Any = None, client_id: str | None = None,
+                 site_sessions: bool = False, hub_id: str = "hub", peers: tuple[str, ...] = (),
+                 background_training: bool = True):
+        """``site_sessions``: one persistent MQTT session per site instead of one persistent session for the
+        hub, so messages sent while a site changes hands wait in the broker for whichever hub serves it next.
+        ``hub_id`` names this hub on its alerts (and its session); ``peers`` the hubs whose alerts it adopts.
         ``background_training``: the wait model retrains in a thread (live); False: inline (replay)."""
         self.clock = clock or SystemClock()
         self.storage = storage
         self.prefix = prefix
         self.mqtt_url = mqtt_url
-        self.client_id = client_id
+        # a stable client id: the broker keeps this hub's session (subscriptions, queued tickets) across restarts
+        self.client_id = client_id or f"hallgrid-{hub_id}"[:64]
+        self.hub_id = hub_id
+        self.peers = frozenset(peers) | {hub_id}     # whose retained alerts this hub adopts (itself: a former run)
         self.evaluate_on_message = evaluate_on_message
         self.notify = notify              # hub.notify.Notify: webhook and chat robots, each on its own thread
         self.site_sessions = site_sessions
         self.lock = threading.RLock()
         self.sites = {s.id: SiteState(s) for s in sites}
-        self.managers = {s.id: AlertManager(s.rules.escalate_after_s) for s in sites}
+        self.managers = {s.id: AlertManager(s.rules.escalate_after_s, hub_id) for s in sites}
         self.background_training = background_training
         self.trainers: dict[str, Trainer] = {}      # per site, made by _restore
         self.stats: collections.Counter[str] = collections.Counter()
@@ -83,7 +93,10 @@ class Hub:
         self.managers[sid].restore(self.storage.open_alerts(sid), self.storage.last_resolved(sid), now)
         for row in self.storage.ticket_events(sid, since=now - 86400):
             try:
-                st.book.apply(parse(row["event"], now, "hallgrid"), row["received_at"])
+                e = parse(row["event"], now, "hallgrid")
+                # an event stored before the window existed (a counter_open dated days ahead) stays out
+                check_window(e, row["received_at"], st.rules.ticket_max_age_s, st.rules.ticket_max_ahead_s)
+                st.book.apply(e, row["received_at"])
             except TicketError as exc:      # a site file changed since: the old event no longer fits
                 self._drop("restore", sid, str(exc))
         # the site's wait model learns from its stored ticket history once a service day (hub.waits)
@@ -123,7 +136,7 @@ class Hub:
                 return
             # copy-on-write: views iterate these dicts without the lock
             self.sites = {**self.sites, site.id: SiteState(site)}
-            self.managers = {**self.managers, site.id: AlertManager(site.rules.escalate_after_s)}
+            self.managers = {**self.managers, site.id: AlertManager(site.rules.escalate_after_s, self.hub_id)}
             self.stats["sites_served"] += 1
         try:
             with self.lock:
@@ -166,14 +179,13 @@ class Hub:
         """One MQTT session: the hub's (clean, every served site) or a site's (persistent, its id per site)."""
         import paho.mqtt.client as mqtt
 
-        broker = parse_broker_url(self.mqtt_url)
+        broker = self.mqtt_url if isinstance(self.mqtt_url, BrokerSettings) else parse_broker_url(self.mqtt_url)
         ready = threading.Event()
-        if site is None:
-            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id or "",
-                                 clean_session=True, userdata={"site": None, "ready": ready})
-        else:
-            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{self.prefix}-site-{site}",
-                                 clean_session=False, userdata={"site": site, "ready": ready})
+        # both persistent (clean_session=False, QoS 1 subscriptions, a stable client id): what arrives while
+        # the hub restarts, or while a site changes hands, waits at the broker
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                             client_id=self.client_id if site is None else f"{self.prefix}-site-{site}",
+                             clean_session=False, userdata={"site": site, "ready": ready})
         client.on_connect = self._on_connect
         client.on_subscribe = client.on_unsubscribe = self._on_ack
         client.on_message = self._on_message
@@ -243,14 +255,20 @@ class Hub:
 
     # --- doors -------------------------------------------------------------------------------------
     def _drop(self, source: str, site: str, reason: str) -> None:
+        reason = redact(reason)[:500]    # a reason quotes the input: bounded, and never a credential
+        site = site[:64]
         with self.lock:          # MQTT and HTTP threads both drop: Counter += is not atomic
             self.stats[f"{source}_rejected"] += 1
             self.drops.append({"at": iso_ts(self.clock.now()), "source": source, "site": site, "reason": reason})
         log.warning("dropped %s message for %s: %s", source, site, reason)
 
     def handle(self, topic: str, payload: bytes) -> None:
-        """Route one MQTT message by its topic."""
+        """Route one MQTT message by its topic; too large a payload is refused before any parsing."""
         parts = topic.split("/")
+        if len(payload) > MAX_PAYLOAD:
+            self._drop("mqtt", parts[1] if len(parts) > 1 else "",
+                       f"{topic[:120]!r}: payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+            return
         if len(parts) < 3 or parts[1] not in self.sites:
             self._drop("mqtt", parts[1] if len(parts) > 1 else "", f"topic {topic!r} is not for this hub")
             return
@@ -272,7 +290,7 @@ class Hub:
             except TicketError as exc:
                 self._drop("ticket", sid, str(exc))
         elif parts[2] == "alerts" and len(parts) == 4:
-            self._adopt(sid, payload)
+            self._adopt(sid, payload, parts[3])
         else:
             self._drop("mqtt", sid, f"unexpected topic {topic!r}")
 
@@ -283,16 +301,27 @@ class Hub:
             msg = OccupancyMessage.from_json(payload)
             if camera is not None and (msg.camera, msg.zone) != (camera, zone):
                 raise ContractError(f"topic names {camera}/{zone} but the message {msg.camera}/{msg.zone}")
+            frame_ts = parse_ts(msg.ts)
             with self.lock:
                 now = self.clock.now()
                 if site not in self.sites:          # released while the message was on its way
                     raise ContractError(f"this hub no longer serves site {site!r}")
-                fresh = self.sites[site].ingest_occupancy(msg, now)
+                if abs(frame_ts - now) > FRAME_TIME_SLACK_S:
+                    raise ContractError(f"frame time {msg.ts} is more than a day from the hub's clock")
+                state = self.sites[site]
+                before = state.zones.get(msg.zone)
+                previous = before.epoch if before is not None and before.seq >= 0 else None   # None: first reading
+                fresh = state.ingest_occupancy(msg, now)
                 if not fresh:
                     self.stats["occupancy_old"] += 1
                     return False
+                if previous is not None and msg.epoch != previous:
+                    self.stats["occupancy_new_epoch"] += 1
+                    log.info("site %s zone %s/%s: new sequence epoch %d (seq %d), the edge box was replaced or "
+                             "its outbox reset", site, msg.camera, msg.zone, msg.epoch, msg.seq)
                 self.stats["occupancy_ok"] += 1
-                self._occ_rows.append({"site": site, "camera": msg.camera, "zone": msg.zone, "ts": now,
+                # stored at frame time: a backlog sent after a broker outage lands where it was counted
+                self._occ_rows.append({"site": site, "camera": msg.camera, "zone": msg.zone, "ts": frame_ts,
                                        "count": msg.count, "raw": msg.raw, "seq": msg.seq})
                 if len(self._occ_rows) >= 500:
                     self._flush()
@@ -312,66 +341,103 @@ class Hub:
             self._drop("occupancy", site, str(exc))
             return False
 
-    def _apply_ticket(self, site: str, event: TicketEvent, now: float) -> bool:
-        """Apply and store one event under the lock (no evaluation); False for a duplicate."""
+    def _check_ticket(self, site: str, event: TicketEvent, now: float) -> tuple | None:
+        """Everything that can refuse an event, before anything changes: its site, its time window
+        (site rules), its ids (site file). Its identity when new, None for a duplicate, TicketError for an
+        invalid one."""
         if site not in self.sites:
             raise TicketError(f"this hub does not serve site {site!r}")
         if event.site and event.site != site:
             raise TicketError(f"event for site {event.site!r} sent to site {site!r}")
-        if not self.sites[site].book.apply(event, now):
-            self.stats["ticket_duplicate"] += 1
-            return False
-        self.storage.add_ticket_event(site, event, now)
-        self.stats["ticket_ok"] += 1
+        st = self.sites[site]
+        check_window(event, now, st.rules.ticket_max_age_s, st.rules.ticket_max_ahead_s)
+        st.book.validate(event)
+        key = (st.book.day_of(event.ts), *event.key)
+        return None if key in st.book.seen else key
+
+    def _apply_tickets(self, site: str, events: list[TicketEvent], now: float) -> None:
+        """Store checked, new events in one transaction, then apply them: a storage failure raises and leaves
+        memory as it was, so memory and storage never disagree."""
+        self.storage.add_ticket_events(site, events, now)
+        for e in events:
+            self.sites[site].book.apply(e, now)
+        self.stats["ticket_ok"] += len(events)
         self.trainers[site].maybe_retrain(now)
-        return True
 
     def ingest_ticket(self, site: str, event: TicketEvent) -> bool:
         """One ticket event; False for a duplicate, TicketError for an invalid one (the caller reports it)."""
         with self.lock:
             now = self.clock.now()
-            if not self._apply_ticket(site, event, now):
+            if self._check_ticket(site, event, now) is None:
+                self.stats["ticket_duplicate"] += 1
                 return False
+            self._apply_tickets(site, [event], now)
             if self.evaluate_on_message:
                 self._evaluate(site, now)
         self._broadcast("tickets", {"site": site, "event": event.kind})    # the board re-reads its queues
         return True
 
     def import_csv(self, site: str, text: str) -> dict[str, Any]:
-        """A ticket log export: every event applied, then the rules evaluated once for the batch."""
+        """A ticket log export: parsed outside the lock, stored and applied ``CSV_BATCH`` events per lock hold
+        (ingest and the API wait at most one batch), then the rules evaluated once for the whole import."""
         events, errors = read_csv(text, self.clock.now())
         accepted = duplicates = 0
-        with self.lock:
-            now = self.clock.now()
-            for i, e in enumerate(events):
-                try:
-                    if self._apply_ticket(site, e, now):
-                        accepted += 1
+        for start in range(0, len(events), CSV_BATCH):
+            with self.lock:
+                now = self.clock.now()
+                batch, keys = [], set()
+                for i, e in enumerate(events[start:start + CSV_BATCH], start):
+                    try:
+                        key = self._check_ticket(site, e, now)
+                    except TicketError as exc:
+                        errors.append(f"event {i + 1}: {exc}")
+                        continue
+                    if key is not None and key not in keys:
+                        batch.append(e)
+                        keys.add(key)
                     else:
                         duplicates += 1
-                except TicketError as exc:
-                    errors.append(f"event {i + 1}: {exc}")
-            if accepted and self.evaluate_on_message:
-                self._evaluate(site, now)
+                        self.stats["ticket_duplicate"] += 1
+                self._apply_tickets(site, batch, now)
+                accepted += len(batch)
+        if accepted and self.evaluate_on_message:
+            with self.lock:
+                self._evaluate(site, self.clock.now())
         if accepted:
             self._broadcast("tickets", {"site": site, "event": "import"})
-        for err in errors:
+        for err in errors[:MAX_LOGGED_ERRORS]:
             self._drop("ticket", site, err)
-        return {"accepted": accepted, "duplicates": duplicates, "rejected": errors}
+        if len(errors) > MAX_LOGGED_ERRORS:
+            extra = len(errors) - MAX_LOGGED_ERRORS
+            with self.lock:
+                self.stats["ticket_rejected"] += extra
+            log.warning("dropped %d more bad rows of a ticket import for %s", extra, site)
+        return {"accepted": accepted, "duplicates": duplicates, "rejected": errors[:MAX_LOGGED_ERRORS],
+                "rejected_total": len(errors)}
 
-    def _adopt(self, site: str, payload: bytes) -> None:
-        """A retained alert from the broker: carry on an alert another (or a former) hub raised."""
+    def _adopt(self, site: str, payload: bytes, topic_id: str) -> None:
+        """A retained alert from the broker: carry on an alert a peer (or a former run of this) hub raised.
+
+        Adopting shows it on the board and keeps its condition from raising again, so the alert must pass
+        the contract, sit on its own topic, name this site and a configured peer hub; and an alert this hub
+        knows (in memory or storage) is never changed by what the broker says about it.
+        """
         if not payload:
             return
         try:
-            alert = Alert.from_dict(json.loads(payload))
-        except (ValueError, TypeError) as exc:
-            self._drop("alert", site, f"bad retained alert: {exc}")
+            alert = Alert.from_contract(payload, self.clock.now())
+            if alert.id != topic_id or alert.site != site:
+                raise ContractError(f"alert {alert.id} of site {alert.site} on the topic of {topic_id[:40]!r}")
+            if alert.hub not in self.peers:
+                raise ContractError(f"alert {alert.id} comes from hub {alert.hub!r}, not a configured peer "
+                                    f"({', '.join(sorted(self.peers))})")
+        except ContractError as exc:
+            self._drop("alert", site, f"retained alert refused: {exc}")
             return
         with self.lock:
             m = self.managers[site]
             # ours already (or a stale retained copy): the in-memory checks first, the database last
-            if (alert.site != site or alert.state == RESOLVED or alert.id in m.by_id or alert.key in m.active
+            if (alert.state == RESOLVED or alert.id in m.by_id or alert.key in m.active
                     or self.storage.has_alert(alert.id)):
                 return
             if m.adopt(alert, self.clock.now()):
@@ -427,7 +493,11 @@ class Hub:
         self.stats[f"alerts_{alert.state}"] += 1
         client = self._sessions.get(alert.site if self.site_sessions else None)
         if client is not None:
-            client.publish(alerts_topic(alert.site, alert.id, self.prefix), alert.to_json(), qos=1, retain=True)
+            try:
+                client.publish(alerts_topic(alert.site, alert.id, self.prefix), alert.to_json(), qos=1, retain=True)
+            except ValueError as exc:   # a topic paho refuses must not stop the tick: stored, board and webhook go on
+                log.error("alert %s not published on MQTT: %s", alert.id[:80], exc)
+                self.stats["alerts_unpublished"] += 1
         self._broadcast("alert", alert.to_dict())
         if self.notify is not None:
             self.notify.send(alert)
@@ -481,7 +551,10 @@ def _run_ticker(hub: Hub, interval: float, stop: threading.Event) -> None:
 @click.option("--sites", "only", help="Comma-separated site ids this hub serves out of the given files "
               "(several hubs split the halls by this list). Without it on PostgreSQL, the hubs sharing the "
               "database claim the sites among themselves and take over a dead hub's.")
-@click.option("--mqtt", "mqtt_url", default="mqtt://127.0.0.1:1883", show_default=True)
+@mqtt_options
+@click.option("--hub-id", help="This hub's name on its alerts (default: hub-SITE-SITE); also its MQTT session.")
+@click.option("--peer-hub", "peer_hubs", multiple=True, envvar="HALLGRID_PEER_HUBS",
+              help="A hub whose retained alerts this one adopts (repeat; its own are always adopted).")
 @click.option("--db", "db_url", default="sqlite:///hallgrid-hub.db", show_default=True, help="SQLAlchemy URL.")
 @click.option("--http", "http", default="127.0.0.1:8080", show_default=True, help="HOST:PORT of the API.")
 @click.option("--webhook", "webhook_url", help="POST every alert change as JSON to this URL (retried); chat "
@@ -490,8 +563,9 @@ def _run_ticker(hub: Hub, interval: float, stop: threading.Event) -> None:
 @click.option("--prefix", default=DEFAULT_PREFIX, show_default=True, help="MQTT topic prefix.")
 @click.option("--no-auth", "no_auth", is_flag=True, help="Serve the board and API without login (trusted network "
               "or tests only); default: the site files' access users, HALLGRID_USERS or HALLGRID_TOKEN.")
-def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db_url: str, http: str,
-                webhook_url: str | None, tick_s: float, prefix: str, no_auth: bool) -> None:
+def hub_command(site_paths: tuple[str, ...], only: str | None, broker: BrokerSettings, hub_id: str | None,
+                peer_hubs: tuple[str, ...], db_url: str, http: str, webhook_url: str | None, tick_s: float,
+                prefix: str, no_auth: bool) -> None:
     """Fuse occupancy and ticket events into staffing alerts; serve the API, SSE stream and MQTT alerts."""
     import uvicorn
 
@@ -505,12 +579,13 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     from hub.cluster.claims import ClaimError, SiteClaims
     from hub.storage import Storage
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(logging.INFO)
     try:
         sites = [load_site(p) for p in site_paths]
-        parse_broker_url(mqtt_url)
-    except (SiteError, BrokerUrlError) as exc:
+    except SiteError as exc:
         raise click.ClickException(str(exc)) from None
+    if hub_id and not ID.fullmatch(hub_id):
+        raise click.BadParameter("letters, digits, '_' and '-', at most 64", param_hint="--hub-id")
     if only:
         wanted = {s.strip() for s in only.split(",") if s.strip()}
         missing = wanted - {s.id for s in sites}
@@ -535,8 +610,8 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
         notify = Notify.for_sites(sites, webhook_url)
     except NotifyError as exc:
         raise click.ClickException(str(exc)) from None
-    hub = Hub([] if claim else sites, storage, mqtt_url=mqtt_url, prefix=prefix, notify=notify, site_sessions=claim,
-              client_id=f"hallgrid-hub-{'-'.join(s.id for s in sites)}"[:64])
+    hub = Hub([] if claim else sites, storage, mqtt_url=broker, prefix=prefix, notify=notify, site_sessions=claim,
+              hub_id=hub_id or f"hub-{'-'.join(s.id for s in sites)}"[:55].rstrip("-"), peers=peer_hubs)
     try:
         hub.start()
         claims = SiteClaims(hub, sites, db_url, name=f"{socket.gethostname()}:{port}").start() if claim else None
@@ -546,7 +621,8 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, mqtt_url: str, db
     stop = threading.Event()
     threading.Thread(target=_run_ticker, args=(hub, tick_s, stop), daemon=True, name="hub-ticker").start()
     served = f"claims among {', '.join(s.id for s in sites)}" if claim else f"for {', '.join(hub.sites)}"
-    click.echo(f"hub {served}: MQTT {parse_broker_url(mqtt_url).redacted()}, DB {db_shown}, API http://{host or '127.0.0.1'}:{port}")
+    click.echo(f"hub {hub.hub_id} {served}: MQTT {broker.redacted()}, DB {db_shown}, "
+               f"API http://{host or '127.0.0.1'}:{port}")
     try:
         uvicorn.run(create_app(hub, access), host=host or "127.0.0.1", port=int(port), log_level="warning")
     finally:

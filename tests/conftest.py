@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import glob
 import os
 import pwd
@@ -12,6 +13,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -37,24 +39,55 @@ def mosquitto_binary() -> str:
     return found
 
 
+# the sites and cameras the tests publish for; cam7 lets the hub's own refusal of an unknown camera be tested
+TEST_SITES = {"hall-1": ("cam1", "cam2", "cam7"), **{f"hall-{i}": ("cam1", "cam2") for i in range(2, 7)},
+              "demo-hall": ("cam1", "cam2")}
+
+
 class Broker:
-    """A Mosquitto process of the test's own, on a free loopback port; can be stopped and started again."""
+    """A Mosquitto process of the test's own, on a free loopback port; can be stopped and started again.
+
+    It runs the configuration ``hallgrid broker-config`` generates (no anonymous clients, an ACL per role):
+    accounts ``hub`` (reads every test site, publishes alerts), ``edge-SITE`` (its cameras' topics),
+    ``tickets-SITE`` and ``tickets`` (a central ticket system feeding every site). Every test client logs
+    in as the role it plays.
+    """
 
     def __init__(self, workdir: Path):
+        from hub.broker.config import Account, write_broker_config
+
         self.port = free_port()
         self.workdir = workdir
-        self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                             "max_queued_messages 100000\n")
+        accounts = [Account("hub", "hub", tuple(TEST_SITES)),
+                    *(Account(f"edge-{s}", "edge", (s,), cams) for s, cams in TEST_SITES.items()),
+                    *(Account(f"tickets-{s}", "tickets", (s,)) for s in TEST_SITES),
+                    Account("tickets", "tickets", tuple(TEST_SITES))]
+        self.files = write_broker_config(workdir / "broker", accounts, port=self.port, persistence=False,
+                                         run_as=getpass.getuser(), env={})
+        self.conf = self.files.conf
+        self.log = workdir / "broker" / "mosquitto.log"
         self.proc: subprocess.Popen | None = None
+
+    def password(self, account: str = "hub") -> str:
+        return self.files.account(account).password
+
+    def url_for(self, account: str = "hub") -> str:
+        return f"mqtt://{account}:{quote(self.password(account), safe='')}@127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        """The hub's URL (it reads everything of the test sites)."""
+        return self.url_for("hub")
+
+    def login(self, client, account: str = "hub"):
+        """Set a paho client's credentials to those of ``account``; returns the client."""
+        client.username_pw_set(account, self.password(account))
+        return client
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(self.conf), "-v"], stdout=log,
+                                         stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:

@@ -27,7 +27,7 @@ from hub.service import Hub
 from hub.storage import Storage
 from hub.tickets import tickets_topic
 
-from test_hub_scenario import wait_until
+from test_hub_scenario import connected, wait_until
 from test_hub_site import hall_site
 
 VIEWER_TOKEN = "viewer-token-0123456789"
@@ -63,9 +63,8 @@ class Hall:
 
     def __init__(self, broker):
         self.seq = 0
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.client.connect("127.0.0.1", broker.port)
-        self.client.loop_start()
+        self.client = connected(broker, "edge-hall-1")
+        self.tickets = connected(broker, "tickets-hall-1")
 
     def count(self, zone: str, n: int, camera: str = "cam1") -> None:
         self.seq += 1
@@ -74,11 +73,12 @@ class Hall:
 
     def ticket(self, event: str, **fields) -> None:
         payload = json.dumps({"event": event, "ts": iso_ts(time.time()), **fields})
-        self.client.publish(tickets_topic("hall-1"), payload, qos=1).wait_for_publish()
+        self.tickets.publish(tickets_topic("hall-1"), payload, qos=1).wait_for_publish()
 
     def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+        for c in (self.client, self.tickets):
+            c.loop_stop()
+            c.disconnect()
 
 
 @pytest.fixture
@@ -168,7 +168,7 @@ def test_board_live_alert_acknowledge(live, browser):
     page = tablet.new_page()
     try:
         login(page, h.url)
-        card = page.wait_for_selector(".alert[data-state=open][data-id^='self_service_queue-self-service']")
+        card = page.wait_for_selector(".alert[data-state=open][data-id^='hall-1-self_service_queue-self-service']")
         alert_id = card.get_attribute("data-id")
         assert page.text_content("h2 [data-i18n=alerts]") == "预警"
         # the hub's sentences in the board's language: the alert suggestion and the wait in words

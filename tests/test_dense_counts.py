@@ -253,8 +253,8 @@ def test_edge_publishes_raw_detections_and_the_corrected_count(tmp_path, broker,
     site = write_site(tmp_path / "site.yaml", str(PETS_VIDEO), detect_fps=4)
     site.write_text(set_camera_entry(site.read_text(), "cam1", "count_correction",
                                      {"people_per_detection": 2.0, "images": 30}))
-    sub = Subscriber(broker.port)
-    edge = Edge(tmp_path, site, broker.url)
+    sub = Subscriber(broker)
+    edge = Edge(tmp_path, site, broker)
     try:
         sub.wait_for(lambda: any(m.raw % 2 for m in sub.occupancy()), 60, "an odd raw count")
         msgs = sub.occupancy()

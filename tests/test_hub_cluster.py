@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -19,10 +20,11 @@ from test_hub_scenario import wait_until
 
 def start_hub(site_files, only: str, broker, db: str, port: int, log) -> subprocess.Popen:
     cmd = [sys.executable, "-c", "from hub.cli import main; main()", "hub", "--no-auth", "--sites", only,
-           "--mqtt", broker.url, "--db", db, "--http", f"127.0.0.1:{port}"]
+           "--mqtt", f"mqtt://127.0.0.1:{broker.port}", "--db", db, "--http", f"127.0.0.1:{port}"]
     for f in site_files:
         cmd += ["--site", str(f)]
-    return subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    env = {**os.environ, "HALLGRID_MQTT_USERNAME": "hub", "HALLGRID_MQTT_PASSWORD": broker.password("hub")}
+    return subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
 def api_up(port: int) -> bool:
@@ -44,14 +46,15 @@ def test_two_hubs_split_two_sites(broker, tmp_path, db_url):
     logs = [open(tmp_path / f"hub{i}.log", "w") for i in range(2)]
     dbs = [f"sqlite:///{tmp_path / f'hub{i}.db'}" for i in range(2)] if db_url.startswith("sqlite") else [db_url] * 2
     procs = [start_hub(files, f"hall-{i + 1}", broker, dbs[i], ports[i], logs[i]) for i in range(2)]
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    pubs = {sid: broker.login(mqtt.Client(mqtt.CallbackAPIVersion.VERSION2), f"tickets-{sid}")
+            for sid in ("hall-1", "hall-2")}
     try:
         wait_until(lambda: all(api_up(p) for p in ports), timeout=30, what="both hubs' APIs")
         assert [[s["id"] for s in httpx.get(f"http://127.0.0.1:{p}/api/sites").json()] for p in ports] == \
             [["hall-1"], ["hall-2"]]
-        pub.connect("127.0.0.1", broker.port)
-        pub.loop_start()
-        for sid in ("hall-1", "hall-2"):   # no counter open: a waiting billing ticket is a long wait at once
+        for sid, pub in pubs.items():   # no counter open: a waiting billing ticket is a long wait at once
+            pub.connect("127.0.0.1", broker.port)
+            pub.loop_start()
             pub.publish(tickets_topic(sid), json.dumps({"event": "issued", "ticket": f"{sid}-1", "service": "billing"}),
                         qos=1).wait_for_publish()
 
@@ -66,8 +69,9 @@ def test_two_hubs_split_two_sites(broker, tmp_path, db_url):
         assert stats[0]["ticket_ok"] == 1 and stats[1]["ticket_ok"] == 1      # each saw only its own site
         assert "mqtt_rejected" not in stats[0] and "mqtt_rejected" not in stats[1]
     finally:
-        pub.loop_stop()
-        pub.disconnect()
+        for pub in pubs.values():
+            pub.loop_stop()
+            pub.disconnect()
         for p in procs:
             p.terminate()
         for p in procs:

@@ -91,7 +91,7 @@ def test_serve_and_release_a_site_at_runtime(broker, db_url, site_sessions):
     nobody serves the site waits in the broker and reaches the next to serve it."""
     hub = Hub([hall_site("hall-1")], Storage(db_url), mqtt_url=broker.url, site_sessions=site_sessions,
               client_id="runtime-sites-test")
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    pub = broker.login(mqtt.Client(mqtt.CallbackAPIVersion.VERSION2), "tickets")
     pub.connect("127.0.0.1", broker.port)
     pub.loop_start()
     try:
@@ -111,7 +111,7 @@ def test_serve_and_release_a_site_at_runtime(broker, db_url, site_sessions):
             wait_until(lambda: "B2" in hub.sites["hall-2"].book.tickets, what="the ticket kept by the broker")
         else:
             time.sleep(0.5)
-            assert "B2" not in hub.sites["hall-2"].book.tickets     # a clean session forgets it
+            assert "B2" not in hub.sites["hall-2"].book.tickets     # the hub's session had unsubscribed hall-2
     finally:
         pub.loop_stop()
         pub.disconnect()
@@ -144,7 +144,7 @@ def test_three_hubs_one_killed_its_sites_served_again(broker, postgres_url, tmp_
     ports = [free_port() for _ in range(3)]
     logs = [open(tmp_path / f"hub{i}.log", "w") for i in range(3)]
     procs = [start_hub(files, broker, postgres_url, ports[i], logs[i]) for i in range(3)]
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    pub = broker.login(mqtt.Client(mqtt.CallbackAPIVersion.VERSION2), "tickets")
     published: Counter[str] = Counter()
     stop_pub = threading.Event()
 

@@ -44,13 +44,12 @@ def processed(hub: Hub) -> int:
 
 
 class Edge:
-    """The edge boxes and the ticket system of the scripted hall: one MQTT publisher."""
+    """The edge box and the ticket system of the scripted hall: one MQTT publisher each, with its own account."""
 
     def __init__(self, broker, site: str = "hall-1"):
         self.site, self.seq, self.sent = site, {"cam1": 0, "cam2": 0}, 0
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.client.connect("127.0.0.1", broker.port)
-        self.client.loop_start()
+        self.client = connected(broker, f"edge-{site}")
+        self.tickets = connected(broker, f"tickets-{site}")
 
     def occupancy(self, now: float, counts: dict[str, int], silent: tuple[str, ...] = ()) -> None:
         for zone, count in counts.items():
@@ -64,16 +63,25 @@ class Edge:
 
     def ticket(self, now: float, event: str, **fields) -> None:
         payload = json.dumps({"event": event, "ts": iso_ts(now), **fields})
-        self.client.publish(tickets_topic(self.site), payload, qos=1).wait_for_publish()
+        self.tickets.publish(tickets_topic(self.site), payload, qos=1).wait_for_publish()
         self.sent += 1
 
-    def raw(self, topic: str, payload: bytes | str) -> None:
-        self.client.publish(topic, payload, qos=1).wait_for_publish()
+    def raw(self, topic: str, payload: bytes | str, client=None) -> None:
+        (client or self.client).publish(topic, payload, qos=1).wait_for_publish()
         self.sent += 1
 
     def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+        for c in (self.client, self.tickets):
+            c.loop_stop()
+            c.disconnect()
+
+
+def connected(broker, account: str) -> mqtt.Client:
+    """A paho client logged in as ``account``, connected, its loop running."""
+    client = broker.login(mqtt.Client(mqtt.CallbackAPIVersion.VERSION2), account)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    return client
 
 
 class AlertWatcher:
@@ -82,7 +90,7 @@ class AlertWatcher:
     def __init__(self, broker, site: str = "hall-1"):
         self.latest: dict[str, dict] = {}
         self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client = broker.login(mqtt.Client(mqtt.CallbackAPIVersion.VERSION2), "hub")
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", broker.port)
         self.client.subscribe(f"hallgrid/{site}/alerts/+", qos=1)

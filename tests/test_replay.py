@@ -218,9 +218,11 @@ def test_replay_alerts_equal_a_live_hub_through_a_broker(tmp_path, broker, need_
     changes = []
     hub.alert_listeners.append(lambda a: changes.append((clock.now(), a)))
     hub.start()
-    edge = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    edge.connect("127.0.0.1", broker.port)
-    edge.loop_start()
+    edge = broker.login(mqtt.Client(mqtt.CallbackAPIVersion.VERSION2), f"edge-{site.id}")
+    feed = broker.login(mqtt.Client(mqtt.CallbackAPIVersion.VERSION2), f"tickets-{site.id}")
+    for c in (edge, feed):
+        c.connect("127.0.0.1", broker.port)
+        c.loop_start()
     sent = 0
 
     def taken() -> int:
@@ -237,7 +239,7 @@ def test_replay_alerts_equal_a_live_hub_through_a_broker(tmp_path, broker, need_
                 edge.publish(occupancy_topic(site.id, m.camera, m.zone), m.to_json(), qos=1,
                              retain=True).wait_for_publish()
             else:
-                edge.publish(tickets_topic(site.id), step.ticket.to_json(), qos=1).wait_for_publish()
+                feed.publish(tickets_topic(site.id), step.ticket.to_json(), qos=1).wait_for_publish()
             sent += 1
             deadline = time.monotonic() + 10
             while taken() < sent:
@@ -247,8 +249,9 @@ def test_replay_alerts_equal_a_live_hub_through_a_broker(tmp_path, broker, need_
                 pass
         live = timeline.alert_changes(timeline.HubRecord(changes=changes))
     finally:
-        edge.loop_stop()
-        edge.disconnect()
+        for c in (edge, feed):
+            c.loop_stop()
+            c.disconnect()
         hub.stop()
     assert hub.stats["occupancy_rejected"] == 0 and hub.stats["ticket_rejected"] == 0
     assert live == replayed

@@ -86,9 +86,15 @@ class Storage:
                 conn.execute(insert(occupancy), rows)
 
     def add_ticket_event(self, site: str, e: TicketEvent, received_at: float) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(insert(ticket_events), {"site": site, "kind": e.kind, "ticket": e.ticket, "ts": e.ts,
-                                                 "received_at": received_at, "event": e.to_dict()})
+        self.add_ticket_events(site, [e], received_at)
+
+    def add_ticket_events(self, site: str, events: list[TicketEvent], received_at: float) -> None:
+        """Several events in one transaction: all stored or none."""
+        if events:
+            with self.engine.begin() as conn:
+                conn.execute(insert(ticket_events), [dict(site=site, kind=e.kind, ticket=e.ticket, ts=e.ts,
+                                                          received_at=received_at, event=e.to_dict())
+                                                     for e in events])
 
     def save_alert(self, alert: Alert, who: str | None = None) -> None:
         """Upsert the alert and append its state change to the history."""
