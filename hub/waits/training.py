@@ -67,12 +67,12 @@ def fit(rows: dict[int, list[tuple[list[float], float]]], now: float) -> WaitMod
     """The 10 % and 90 % models learn from the older days and the upper end is moved to 80 % coverage
     on the latest days (split-conformal quantile regression, Romano et al. 2019, one-sided); the median
     learns from every day. None while history is thin."""
-    import lightgbm as lgb
-
     days = sorted(d for d in rows if rows[d])
     total = sum(len(rows[d]) for d in days)
     if len(days) < MIN_DAYS or total < MIN_WAITS:
         return None
+    import lightgbm as lgb          # only with history to learn from: a new hub does not load it
+
 
     def matrix(ds):
         pairs = [p for d in ds for p in rows[d]]
