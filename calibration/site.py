@@ -202,10 +202,36 @@ class RuleSettings(Strict):
     min_duration_s: float = Field(60.0, ge=0, description="A condition must hold this long before it raises.")
     cooldown_s: float = Field(300.0, ge=0, description="After a resolve, the same condition waits this long.")
     escalate_after_s: float = Field(300.0, gt=0, description="Unacknowledged this long: one level up.")
+    forecast_lead_s: float = Field(1800.0, ge=0, le=6 * 3600, description="Warn this long before a 15-minute "
+                                   "slot whose forecast needs more counters than are open or scheduled.")
     ticket_max_age_s: float = Field(2 * 86400.0, gt=0, description="A ticket event dated more than this "
                                     "before its receipt is refused (a late CSV import of older days too).")
     ticket_max_ahead_s: float = Field(300.0, ge=0, description="A ticket event dated more than this after "
                                       "its receipt is refused (the ticket system's clock may run a little fast).")
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-4]):[0-5][0-9]$", description="Local time HH:MM.")]
+
+
+class Shift(Strict):
+    """A counter staffed on some weekdays from ``start`` to ``end`` (site-local time): the roster."""
+
+    counter: Id
+    days: list[Weekday] = Field(min_length=1, max_length=7, description="Weekdays of the shift (mon..sun).")
+    start: ClockTime
+    end: ClockTime
+
+
+class PlanningSettings(Strict):
+    """What the staffing plan needs beyond the tickets: working days and the roster (hub/planning)."""
+
+    working_days: list[Weekday] | None = Field(None, max_length=7, description="Days the hall is fully open; absent: "
+                                               "learned from the ticket history (days with at least half the "
+                                               "busiest weekday's arrivals).")
+    roster: list[Shift] = Field(default_factory=list, max_length=5000,
+                                description="Counters scheduled per weekday and time.")
 
 
 class Role(str, Enum):
@@ -286,6 +312,7 @@ class Site(Strict):
     rules: RuleSettings = RuleSettings()
     access: AccessSettings | None = Field(None, description="Board and API users (hub).")
     floor_plan: FloorPlan | None = Field(None, description="Floor-plan picture for the cameras' floor_points.")
+    planning: PlanningSettings = PlanningSettings()
     board_url: str | None = Field(None, pattern=r"^https?://", max_length=2048,
                                   description="The board's address as staff reach it "
                                   "(https://hub.example/): chat-robot messages link there to acknowledge (hub).")
@@ -385,6 +412,13 @@ def _geometry_problems(site: Site) -> list[tuple[tuple, str]]:
                 problems.append((("counters", i, "services", j), f"no service {sid!r}"))
         if ctr.zone is not None and ctr.zone not in zone_ids:
             problems.append((("counters", i, "zone"), f"no zone {ctr.zone!r} in any camera"))
+    counter_ids = {c.id for c in site.counters}
+    for i, shift in enumerate(site.planning.roster):
+        if shift.counter not in counter_ids:
+            problems.append((("planning", "roster", i, "counter"), f"no counter {shift.counter!r}"))
+        if shift.end <= shift.start:
+            problems.append((("planning", "roster", i, "end"), f"shift ends ({shift.end}) before it starts "
+                             f"({shift.start})"))
     for c, cam in enumerate(site.cameras):
         unique(cam.zones, ("cameras", c, "zones"), "zone")
         unique(cam.masks, ("cameras", c, "masks"), "mask")

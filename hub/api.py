@@ -21,6 +21,8 @@ from edge.http_limits import KIB, MIB, BodyLimit, Limit
 from hub.access import Access, RequireLogin, actor, require
 from hub.board import install_board, site_state
 from hub.messages.waits import wait_reason, wait_texts
+from hub.planning.routes import install as install_lookahead
+from hub.review.routes import install as install_review
 from hub.tickets import TicketError, parse
 
 # Request bodies (bytes), refused with 413 before they are read: one event, one day's log of a busy hall
@@ -45,6 +47,8 @@ def create_app(hub, access: Access | None = None) -> FastAPI:
         app.add_middleware(RequireLogin, access=access)
     app.add_middleware(BodyLimit, limits=BODY_LIMITS, default=DEFAULT_BODY)   # outermost: before any login
     install_board(app, hub, access)
+    install_lookahead(app, hub)
+    install_review(app, hub)
     streams: dict[str, int] = {}      # user -> open SSE streams (async code only: the event loop is its lock)
 
     @app.exception_handler(RequestValidationError)

@@ -16,6 +16,8 @@ from edge.fit_counts_cli import fit_counts_cmd
 from hub.broker.cli import broker_config_command
 from hub.replay.cli import replay_command
 from hub.demo import demo_command
+from hub.planning.cli import eval_forecast_command, plan_command
+from hub.review.cli import review_command
 from hub.service import hub_command
 from hub.waits.cli import eval_waits_command
 
@@ -37,6 +39,9 @@ cli.add_command(fit_counts_cmd)
 cli.add_command(replay_command)
 cli.add_command(eval_waits_command)
 cli.add_command(broker_config_command)
+cli.add_command(plan_command)
+cli.add_command(eval_forecast_command)
+cli.add_command(review_command)
 
 
 def main() -> None:

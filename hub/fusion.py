@@ -41,6 +41,7 @@ class SiteState:
         self.camera_detail: dict[str, str] = {}
         self.started_at: float | None = None
         self.changed = False
+        self.lookahead = None      # hub.planning.lookahead.SiteLookahead, swapped in by the background refresh
         self.book = TicketBook([s.id for s in site.services], {c.id: list(c.services) for c in site.counters},
                                prior_s=site.rules.service_time_prior_s, window_s=site.rules.arrival_window_s,
                                timezone=site.timezone)

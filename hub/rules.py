@@ -20,6 +20,7 @@ from hub.alerts import Condition
 from hub.fusion import SiteState
 from hub.messages import Localized, render_all, suggestion_texts
 from hub.messages.waits import durations, wait_reason, wait_texts
+from hub.planning.shortfall import forecast_shortfall
 
 BIG = 1e9   # an infinite wait, as a number the comparisons can use
 
@@ -194,7 +195,8 @@ def stale_data(st: SiteState, now: float, only: set[str] | None = None) -> list[
 
 
 RULES: list[Callable[..., list[Condition]]] = [
-    long_wait, over_capacity, entrance_crowd, staff_missing, self_service_queue, vip_waiting, stale_data]
+    long_wait, over_capacity, entrance_crowd, staff_missing, self_service_queue, vip_waiting, stale_data,
+    forecast_shortfall]
 
 
 def evaluate(st: SiteState, now: float, only: set[str] | None = None) -> list[Condition]:

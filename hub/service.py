@@ -81,6 +81,9 @@ class Hub:
         self._acks_lock = threading.Lock()
         self._started = False
         self.alert_listeners: list[Callable[[Alert], None]] = []
+        from hub.planning.lookahead import Lookahead    # numpy/scipy: hub extras, like storage
+
+        self.forecaster = Lookahead(self)
         for sid in self.sites:
             self._restore(sid)
 
@@ -620,6 +623,7 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, broker: BrokerSet
         raise click.ClickException(str(exc)) from None
     stop = threading.Event()
     threading.Thread(target=_run_ticker, args=(hub, tick_s, stop), daemon=True, name="hub-ticker").start()
+    hub.forecaster.start()
     served = f"claims among {', '.join(s.id for s in sites)}" if claim else f"for {', '.join(hub.sites)}"
     click.echo(f"hub {hub.hub_id} {served}: MQTT {broker.redacted()}, DB {db_shown}, "
                f"API http://{host or '127.0.0.1'}:{port}")
@@ -627,6 +631,7 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, broker: BrokerSet
         uvicorn.run(create_app(hub, access), host=host or "127.0.0.1", port=int(port), log_level="warning")
     finally:
         stop.set()
+        hub.forecaster.stop()
         if claims is not None:
             claims.stop()
         hub.stop()
