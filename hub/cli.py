@@ -30,6 +30,7 @@ from hub.planning.cli import eval_forecast_command, plan_command
 from hub.replay.cli import replay_command
 from hub.review.cli import review_command
 from hub.serve_cli import hub_command
+from hub.waits.cli import eval_waits_command
 
 
 def extra_of(module: str) -> str | None:
@@ -87,8 +88,8 @@ def cli() -> None:
 
 
 for command in (count, eval_cmd, hub_command, edge_cmd, models_group, demo_command, calibrate_cmd, check_cmd,
-                fit_counts_cmd, replay_command, broker_config_command, plan_command, eval_forecast_command,
-                review_command, init_cmd, site_schema_cmd, hash_password_cmd):
+                fit_counts_cmd, replay_command, eval_waits_command, broker_config_command, plan_command,
+                eval_forecast_command, review_command, init_cmd, site_schema_cmd, hash_password_cmd):
     cli.add_command(command)
 
 

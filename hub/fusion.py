@@ -13,8 +13,8 @@ from typing import Any
 from calibration.site import Site, Zone, ZoneType
 from edge.contract import CameraState, ContractError, OccupancyMessage, StatusMessage, parse_ts
 
-from hub.queueing import predicted_wait
 from hub.tickets import TicketBook
+from hub.waits.predictor import WaitPredictor
 
 
 @dataclass
@@ -45,6 +45,7 @@ class SiteState:
         self.book = TicketBook([s.id for s in site.services], {c.id: list(c.services) for c in site.counters},
                                prior_s=site.rules.service_time_prior_s, window_s=site.rules.arrival_window_s,
                                timezone=site.timezone)
+        self.waits = WaitPredictor(self.book)
 
     # --- ingest ------------------------------------------------------------------------------------
     def ingest_occupancy(self, msg: OccupancyMessage, received_at: float) -> bool:
@@ -94,14 +95,13 @@ class SiteState:
         counters = self.book.counters_for(service_id)
         st = self.book.mean_service_time(service_id)
         rate = self.book.arrival_rate(service_id, now)
-        wait = predicted_wait(rate, st, len(counters), len(waiting))
         people = sum(self.zones[z].count for z in svc.waiting_zones if z in self.zones)
         oldest = max((now - t.waiting_since for t in waiting if t.waiting_since is not None), default=0.0)
         return {"service": svc.id, "name": svc.name or svc.id, "vip": svc.vip, "waiting_tickets": len(waiting),
                 "waiting_people": people, "open_counters": counters, "service_time_s": round(st, 1),
                 "arrivals_per_h": round(rate * 3600, 1),
-                "predicted_wait_s": None if wait == float("inf") else round(wait, 1),
-                "oldest_wait_s": round(oldest, 1), "waiting_zones": list(svc.waiting_zones)}
+                "oldest_wait_s": round(oldest, 1), "waiting_zones": list(svc.waiting_zones),
+                **self.waits.figures(now)[service_id]}
 
     def queues(self, now: float) -> list[dict[str, Any]]:
         return [self.service_figures(s.id, now) for s in self.site.services]

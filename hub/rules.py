@@ -56,7 +56,8 @@ def long_wait(st: SiteState, now: float, only: set[str] | None = None) -> list[C
         if only is not None and not only.intersection(svc.waiting_zones):
             continue
         f = st.service_figures(svc.id, now)
-        wait = BIG if f["predicted_wait_s"] is None else f["predicted_wait_s"]
+        # None only with no counter serving it: unbounded if tickets wait, else nobody waits
+        wait = f["predicted_wait_s"] if f["predicted_wait_s"] is not None else (BIG if f["waiting_tickets"] else 0.0)
         owner, where = _service_place(st, svc)
         closed = _closed_counters(st, svc.id)
 

@@ -28,6 +28,7 @@ from hub import rules
 from hub.alerts import RESOLVED, Alert, AlertManager, alerts_topic
 from hub.fusion import SiteState
 from hub.tickets import TicketError, TicketEvent, check_window, parse, parse_payload, read_csv, tickets_topic
+from hub.waits.training import Trainer
 
 if TYPE_CHECKING:    # SQLAlchemy is a hub extra: an edge box runs `hallgrid` without it
     from hub.storage import Storage
@@ -45,10 +46,12 @@ class Hub:
     def __init__(self, sites: list[Site], storage: Storage, clock: Clock | None = None,
                  mqtt_url: str | BrokerSettings | None = None, prefix: str = DEFAULT_PREFIX,
                  evaluate_on_message: bool = True, notify: Any = None, client_id: str | None = None,
-                 site_sessions: bool = False, hub_id: str = "hub", peers: tuple[str, ...] = ()):
+                 site_sessions: bool = False, hub_id: str = "hub", peers: tuple[str, ...] = (),
+                 background_training: bool = True):
         """``site_sessions``: one persistent MQTT session per site instead of one persistent session for the
         hub, so messages sent while a site changes hands wait in the broker for whichever hub serves it next.
-        ``hub_id`` names this hub on its alerts (and its session); ``peers`` the hubs whose alerts it adopts."""
+        ``hub_id`` names this hub on its alerts (and its session); ``peers`` the hubs whose alerts it adopts.
+        ``background_training``: the wait model retrains in a thread (live); False: inline (replay)."""
         self.clock = clock or SystemClock()
         self.storage = storage
         self.prefix = prefix
@@ -63,6 +66,8 @@ class Hub:
         self.lock = threading.RLock()
         self.sites = {s.id: SiteState(s) for s in sites}
         self.managers = {s.id: AlertManager(s.rules.escalate_after_s, hub_id) for s in sites}
+        self.background_training = background_training
+        self.trainers: dict[str, Trainer] = {}      # per site, made by _restore
         self.stats: collections.Counter[str] = collections.Counter()
         self.drops: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
         self._occ_rows: list[dict[str, Any]] = []
@@ -96,6 +101,16 @@ class Hub:
                 st.book.apply(e, row["received_at"])
             except TicketError as exc:      # a site file changed since: the old event no longer fits
                 self._drop("restore", sid, str(exc))
+        # the site's wait model learns from its stored ticket history once a service day (hub.waits)
+        self.trainers[sid] = Trainer(st.waits, lambda since: self._stored_tickets(sid, since),
+                                     self.background_training)
+        self.trainers[sid].maybe_retrain(now)
+
+    def _stored_tickets(self, site: str, since: float) -> list[dict[str, Any]]:
+        """The trainer's read of stored history, under the lock (one database connection may be shared);
+        the fold and the fit run outside it."""
+        with self.lock:
+            return self.storage.ticket_events(site, since=since)
 
     def start(self, wait_s: float | None = 10.0) -> None:
         """Connect to the broker and subscribe to this hub's sites only (by config, or as claimed).
@@ -109,6 +124,8 @@ class Hub:
             self._connect(key, wait_s)
 
     def stop(self) -> None:
+        for trainer in list(self.trainers.values()):     # a retrain reading storage finishes before it closes
+            trainer.join(30)
         with self.lock:          # _emit reads the clients under the lock: it sees the old ones or none
             sessions, self._sessions = self._sessions, {}
             self._started = False
@@ -153,6 +170,7 @@ class Hub:
             self._flush()
             self.sites = {k: v for k, v in self.sites.items() if k != site_id}
             self.managers = {k: v for k, v in self.managers.items() if k != site_id}
+            self.trainers.pop(site_id, None)
             self._zone_sent = {k: v for k, v in self._zone_sent.items() if k[0] != site_id}
             self.stats["sites_released"] += 1
 
@@ -366,6 +384,7 @@ class Hub:
         for e in events:
             self.sites[site].book.apply(e, now)
         self.stats["ticket_ok"] += len(events)
+        self.trainers[site].maybe_retrain(now)
 
     def ingest_ticket(self, site: str, event: TicketEvent) -> bool:
         """One ticket event; False for a duplicate, TicketError for an invalid one (the caller reports it)."""

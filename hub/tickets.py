@@ -325,10 +325,14 @@ class TicketBook:
         self.latest_ts: float | None = None
         self._pruned_at = float("-inf")
         self._st_cache: dict[str, float] = {}
+        self._st_last: dict[str, float] = {}      # served ts of the last sample in each cached EWMA
         self._index: tuple[dict, dict] | None = None      # waiting by service, called by counter
         self.last_event_at: float | None = None
         self.first_event_ts: float | None = None
         self.first_of_day: dict[int, float] = {}    # service day -> its first event's ts
+        # called after every applied event with the ticket it changed (None for a counter event): the wait
+        # predictor's history (hub.waits) follows the book without a second fold of every event
+        self.observers: list[Callable[[Ticket | None, TicketEvent], None]] = []
 
     def validate(self, e: TicketEvent) -> None:
         """Checks against the site file; raise TicketError naming the unknown id."""
@@ -364,19 +368,23 @@ class TicketBook:
                     self.open_counters[e.counter] = e.services or tuple(self.counter_services.get(e.counter, ()))
                 else:
                     self.open_counters.pop(e.counter, None)
+            self._notify(None, e)
             self._maybe_prune()
             return True
         if e.kind == "issued":
             bisect.insort(self.issued.setdefault(e.service, []), e.ts)
         t = self.tickets.get(e.ticket)
         if t is None or t.day < day:          # a number's first event of the day: a new visit
+            if t is not None:
+                self._unindex(t)
             t = self.tickets[e.ticket] = Ticket(e.ticket, day)
         elif t.day > day:                     # a late event of an earlier day's visit: that visit is over
             self._maybe_prune()
             return True
+        self._unindex(t)
         t.events.append(e)
         t.fold()
-        self._index = None
+        self._reindex(t)
         # a late event can change a ticket's duration (a transfer arriving after its end): keep one per
         # ticket and recompute the EWMA in served order, so the estimate does not depend on arrival order
         sample = (t.service, t.served_ts, t.service_time) if t.service_time is not None and t.service_time >= 0 else None
@@ -385,11 +393,42 @@ class TicketBook:
             old = self.durations.pop(visit, None)
             if sample is not None:
                 self.durations[visit] = sample
-            self._st_cache.pop(t.service, None)
-            if old is not None:
-                self._st_cache.pop(old[0], None)
+            value = self._st_cache.get(t.service)
+            if old is None and sample is not None and value is not None and sample[1] > self._st_last[t.service]:
+                # the next sample in served order (the usual case): one EWMA step, not a recomputation
+                self._st_cache[t.service] = (1 - self.alpha) * value + self.alpha * sample[2]
+                self._st_last[t.service] = sample[1]
+            else:
+                self._st_cache.pop(t.service, None)
+                if old is not None:
+                    self._st_cache.pop(old[0], None)
+        self._notify(t, e)
         self._maybe_prune()
         return True
+
+    def _unindex(self, t: Ticket) -> None:
+        """Take one ticket out of the waiting/called index before it changes (kept up to date per event
+        rather than rebuilt from every ticket of the day)."""
+        if self._index is None:
+            return
+        rows = self._index[0].get(t.service) if t.state == "waiting" else \
+            self._index[1].get(t.counter) if t.state == "called" else None
+        for i, x in enumerate(rows or ()):
+            if x is t:
+                del rows[i]
+                break
+
+    def _reindex(self, t: Ticket) -> None:
+        if self._index is None:
+            return
+        if t.state == "waiting":
+            self._index[0].setdefault(t.service, []).append(t)
+        elif t.state == "called":
+            self._index[1].setdefault(t.counter, []).append(t)
+
+    def _notify(self, t: Ticket | None, e: TicketEvent) -> None:
+        for fn in self.observers:
+            fn(t, e)
 
     def _maybe_prune(self) -> None:
         """At most hourly (in event time): forget what is older than ``keep_s`` behind the newest event, so
@@ -442,10 +481,10 @@ class TicketBook:
     def mean_service_time(self, service: str) -> float:
         """EWMA of called->served durations in the order they ended, starting from the prior."""
         if service not in self._st_cache:
-            value = self.prior_s
-            for _, _, d in sorted(s for s in self.durations.values() if s[0] == service):
+            value, last = self.prior_s, float("-inf")
+            for _, last, d in sorted(s for s in self.durations.values() if s[0] == service):
                 value = (1 - self.alpha) * value + self.alpha * d
-            self._st_cache[service] = value
+            self._st_cache[service], self._st_last[service] = value, last
         return self._st_cache[service]
 
     def arrival_rate(self, service: str, now: float) -> float:

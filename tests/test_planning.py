@@ -254,9 +254,11 @@ def test_review_cli(db_url, tmp_path):
     clock.advance(400)      # after the cooldown the same condition comes back: a recurrence, cleared by itself
     hub.tick()
     [b] = [x for x in hub.alerts("hall-6") if x.kind == "long_wait"]
-    for i in range(8):
+    for i in range(8):      # the queue is cleared and the counter is free again: no wait for a new ticket
         hub.ingest_ticket("hall-6", from_dict({"event": "called", "ticket": f"A{i}", "counter": "1",
                                               "ts": iso_ts(clock.now() + i)}, 0))
+        hub.ingest_ticket("hall-6", from_dict({"event": "served", "ticket": f"A{i}",
+                                              "ts": iso_ts(clock.now() + i + 0.5)}, 0))
     clock.advance(60)
     hub.tick()
     hub.stop()

@@ -95,13 +95,17 @@ class HubRecord:
     stats: dict[str, int] = field(default_factory=dict)
 
 
-def play(timeline: Timeline, on_tick: Callable[[float], None] | None = None) -> HubRecord:
-    """Run the live ``Hub`` (in-memory storage, no MQTT) through the timeline."""
+def play(timeline: Timeline, on_tick: Callable[[float], None] | None = None,
+         on_ticket: Callable[[Any, TicketEvent], None] | None = None) -> HubRecord:
+    """Run the live ``Hub`` (in-memory storage, no MQTT) through the timeline. ``on_ticket(hub, event)``
+    is called at each ticket event's instant just before it is ingested (``eval-waits`` reads what
+    the hub predicted for a ticket issued then, as a kiosk would print it). The wait model retrains
+    inline, so a run repeats."""
     from hub.service import Hub
     from hub.storage import Storage
 
     clock = ManualClock(timeline.start)
-    hub = Hub([timeline.site], Storage("sqlite://"), clock=clock)
+    hub = Hub([timeline.site], Storage("sqlite://"), clock=clock, background_training=False)
     record = HubRecord()
     hub.alert_listeners.append(lambda a: record.changes.append((clock.now(), a)))
     sid = timeline.site.id
@@ -110,6 +114,8 @@ def play(timeline: Timeline, on_tick: Callable[[float], None] | None = None) -> 
         if step.kind == OCCUPANCY:
             hub.ingest_occupancy(step.occupancy.to_json(), sid, step.occupancy.camera, step.occupancy.zone)
         elif step.kind == TICKET:
+            if on_ticket:
+                on_ticket(hub, step.ticket)
             try:
                 hub.ingest_ticket(sid, step.ticket)
             except TicketError as exc:     # as the live ticket door does: counted and logged, the day goes on

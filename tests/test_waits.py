@@ -1,0 +1,204 @@
+"""Per-ticket wait prediction (hub.waits) and ``hallgrid eval-waits``: finite beside open counters, shared
+counters counted once, strictly causal, the hub and eval-waits agree, bad log rows reported and skipped."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from calibration.site import load_site
+from edge.clock import ManualClock
+from hub.cli import cli
+from hub.fusion import SiteState
+from hub.service import Hub
+from hub.storage import Storage
+from hub.tickets import RANK, TicketEvent, read_csv
+from hub.waits import evaluate
+from test_hub_site import hall_site
+
+T = 1_800_000_000.0
+DATA = Path(__file__).resolve().parents[2] / "shared" / "queue-data" / "anonymous-bank-1999-02"
+if not DATA.is_dir():
+    DATA = Path("/work/shared/queue-data/anonymous-bank-1999-02")
+needs_data = pytest.mark.skipif(not (DATA / "anonymous-bank.yaml").is_file(),
+                                reason=f"the call-centre sample ({DATA}) is not on this machine")
+
+
+def state(*events: tuple) -> SiteState:
+    st = SiteState(hall_site())
+    for i, (kind, kw) in enumerate(events):
+        st.book.apply(TicketEvent(kind, T + i, **kw), T + i)
+    return st
+
+
+def test_null_only_without_counters():
+    st = state(("issued", {"ticket": "B1", "service": "billing"}))
+    f = st.service_figures("billing", T + 10)
+    assert f["predicted_wait_s"] is None and f["wait_low_s"] is None and f["wait_reason"] == "no_counter"
+    assert f["frees_every_s"] is None
+    st.book.apply(TicketEvent("counter_open", T + 11, counter="1"), T + 11)
+    f = st.service_figures("billing", T + 12)
+    assert math.isfinite(f["predicted_wait_s"]) and f["wait_reason"] in ("ok", "overloaded")
+    assert f["wait_low_s"] <= f["predicted_wait_s"] <= f["wait_high_s"]
+
+
+def test_overload_is_a_finite_long_wait():
+    events = [("counter_open", {"counter": "1"})]
+    events += [("issued", {"ticket": f"B{i}", "service": "billing"}) for i in range(30)]
+    events += [("called", {"ticket": "B0", "counter": "1"})]
+    f = state(*events).service_figures("billing", T + 60)
+    assert f["wait_reason"] == "overloaded" or f["predicted_wait_s"] > 29 * 60   # 29 ahead, one counter
+    assert math.isfinite(f["predicted_wait_s"]) and f["predicted_wait_s"] > 20 * 60
+
+
+def test_demo_one_ticket_two_counters_is_a_short_finite_wait():
+    """The demo's board: Billing, 1 ticket waiting, counters 1 and 2 open -> a few minutes, not infinity."""
+    st = state(("counter_open", {"counter": "1"}), ("counter_open", {"counter": "2"}),
+               ("issued", {"ticket": "B1", "service": "billing"}))
+    f = st.service_figures("billing", T + 30)
+    assert f["wait_reason"] == "ok"
+    assert 0 <= f["predicted_wait_s"] <= f["service_time_s"]        # at most one service at two counters
+
+
+def test_a_shared_counter_is_one_server():
+    """Counter 2 serves billing and newline: one server between them, not one for each."""
+    site = hall_site()
+    shared = [c.id for c in site.counters if {"billing", "newline"} <= set(c.services)]
+    assert shared, "the test hall needs a counter serving two services"
+    st = SiteState(site)
+    c = shared[0]
+    st.book.apply(TicketEvent("counter_open", T, counter=c), T)
+    for i in range(4):
+        st.book.apply(TicketEvent("issued", T + 1 + i, ticket=f"N{i}", service="newline"), T + 1 + i)
+    s = st.waits.states(T + 10)
+    k = len(st.book.open_counters[c])
+    assert s["billing"].servers == pytest.approx(1 / k) and s["newline"].servers == pytest.approx(1 / k)
+    # billing's counter also takes the 4 newline tickets: they are ahead of a billing ticket, once
+    assert s["billing"].ahead == 0 and s["billing"].ahead_shared == pytest.approx(4 * 1 / 1)
+    f_b = st.service_figures("billing", T + 10)
+    assert f_b["frees_every_s"] == pytest.approx(st.book.mean_service_time("billing") / 1)
+
+
+def _eval(tmp_path: Path, logs: list[str], score_from: str, *extra: str):
+    out, alerts = tmp_path / "pred.csv", tmp_path / "alerts.csv"
+    res = CliRunner().invoke(cli, ["eval-waits", *logs, "--site", str(DATA / "anonymous-bank.yaml"),
+                                   "--score-from", score_from, "--out", str(out), "--alerts", str(alerts),
+                                   "--json", *extra])
+    return res, out, alerts
+
+
+@needs_data
+def test_eval_waits_end_to_end_and_the_live_hub_agrees(tmp_path):
+    """Two short days (Fri, Sat): the CLI writes exactly the asked columns and scores every predictor;
+    the same log fed event by event to a live Hub gives every ticket the same prediction."""
+    logs = [str(DATA / "tickets-1999-02-05.csv"), str(DATA / "tickets-1999-02-06.csv")]
+    res, out, alerts = _eval(tmp_path, logs, "1999-02-06")
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.output.strip().splitlines()[-1])
+    assert set(rep["overall"]) == {"hub", "zero", "LES", "HOL", "last-10", "QL"}
+    for part in ("all", "busy"):
+        assert {"mae_s", "rmse_s", "median_ae_s", "bias_s", "within_2min"} <= set(rep["overall"]["hub"][part])
+    assert rep["abandoned"]["n"] > 0 and 0 <= rep["overall"]["hub"]["coverage_80"] <= 1
+    assert rep["overall"]["zero"]["all"]["bias_s"] < 0            # waits are not all 0: abandoned are not scored
+    with out.open() as fh:
+        rows = list(csv.reader(fh))
+    assert tuple(rows[0]) == evaluate.PREDICTION_COLUMNS and len(rows) - 1 == rep["tickets_scored"]
+    assert all(r[1] and r[2].endswith("Z") for r in rows[1:])
+    assert all(r[3] == "" for r in rows[1:] if r[6] == "no_counter")
+    assert all(r[3] != "" for r in rows[1:] if r[6] != "no_counter")
+    with alerts.open() as fh:
+        assert tuple(next(csv.reader(fh))) == evaluate.ALERT_COLUMNS
+
+    # the live hub, fed the same events one at a time, asked just before each issue
+    site = load_site(DATA / "anonymous-bank.yaml")
+    events = []
+    for p in logs:
+        events += read_csv(Path(p).read_text(encoding="utf-8"), 0.0)[0]
+    events.sort(key=lambda e: (e.ts, RANK[e.kind]))
+    clock = ManualClock(events[0].ts)
+    hub = Hub([site], Storage("sqlite://"), clock=clock, background_training=False)
+    live = {}
+    for e in events:
+        clock.set(e.ts)
+        st = hub.sites[site.id]
+        if e.kind == "issued" and st.book.day_of(e.ts) == st.book.day_of(events[-1].ts):
+            f = st.service_figures(e.service, e.ts)
+            live[e.ticket] = "" if f["predicted_wait_s"] is None else str(f["predicted_wait_s"])
+        hub.ingest_ticket(site.id, e)
+    hub.stop()
+    scored = {r[0]: r[3] for r in rows[1:]}
+    assert scored == live
+
+
+@needs_data
+def test_prediction_is_causal(tmp_path):
+    """Cut the log right after one issue: that ticket's prediction is the same as with the whole log
+    (history days 3-4 Feb give the learned model, so the model path is the one checked)."""
+    day = (DATA / "tickets-1999-02-07.csv").read_text(encoding="utf-8").splitlines()
+    cut = next(i for i, line in enumerate(day) if i > 1500 and ",issued," in line)
+    ticket = day[cut].split(",")[2]
+    short = tmp_path / "tickets-1999-02-07-cut.csv"
+    short.write_text("\n".join(day[:cut + 1]) + "\n", encoding="utf-8")
+    history = [str(DATA / "tickets-1999-02-03.csv"), str(DATA / "tickets-1999-02-04.csv")]
+    site = load_site(DATA / "anonymous-bank.yaml")
+    full = evaluate.run(site, history + [str(DATA / "tickets-1999-02-07.csv")], None)
+    part = evaluate.run(site, history + [str(short)], None)
+
+    mine = part.tickets[-1]                 # the last ticket issued before the cut
+    assert mine.ticket == ticket
+
+    def pick(run):
+        return next((t.hub, t.low, t.high, t.reason) for t in run.tickets
+                    if t.ticket == ticket and t.issued == mine.issued)
+
+    a, b = pick(full), pick(part)
+    assert a == b and a[0] is not None
+
+
+@needs_data
+def test_bad_log_rows_are_reported_with_their_line_and_skipped(tmp_path):
+    lines = (DATA / "tickets-1999-02-06.csv").read_text(encoding="utf-8").splitlines()
+    lines.insert(5, "1999-02-06T07:00:00.000Z,exploded,X1,PS,,,")
+    lines.insert(9, "yesterday,issued,X2,PS,,,")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    res, out, _ = _eval(tmp_path, [str(bad)], "1999-02-06")
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.output.strip().splitlines()[-1])
+    assert len(rep["bad_rows"]) == 2
+    assert "line 6" in rep["bad_rows"][0] and "unknown event" in rep["bad_rows"][0]
+    assert "line 10" in rep["bad_rows"][1]
+    assert rep["tickets_scored"] > 100
+
+
+@needs_data
+def test_model_learns_from_stored_history_in_the_background(tmp_path):
+    """A hub (re)started on 5 Feb with 3-4 Feb in its database trains a model from it in a background
+    thread, once per service day; until then, and with thin history, the state-based estimate answers."""
+    site = load_site(DATA / "anonymous-bank.yaml")
+    storage = Storage(f"sqlite:///{tmp_path / 'hub.db'}")
+    for name in ("tickets-1999-02-03.csv", "tickets-1999-02-04.csv"):
+        for e in read_csv((DATA / name).read_text(encoding="utf-8"), 0.0)[0]:
+            storage.add_ticket_event(site.id, e, e.ts)
+    day5 = read_csv((DATA / "tickets-1999-02-05.csv").read_text(encoding="utf-8"), 0.0)[0]
+    clock = ManualClock(day5[0].ts)
+    hub = Hub([site], storage, clock=clock)          # background training, as `hallgrid hub`
+    trainer = hub.trainers[site.id]
+    first = trainer._thread
+    assert first is not None
+    trainer.join(120)
+    model = hub.sites[site.id].waits.model
+    assert model is not None and model.days == 2 and model.trained_on > 1000
+    for e in day5[:50]:                              # the same service day: no second retrain
+        clock.set(e.ts)
+        hub.ingest_ticket(site.id, e)
+    assert trainer._thread is first
+    f = hub.sites[site.id].service_figures("PS", clock.now())
+    assert f["wait_source"] == "model" and f["predicted_wait_s"] is not None
+    hub.stop()
+    storage.close()
