@@ -103,7 +103,9 @@ class WaitPredictor:
                 mid = s.state_wait_s
                 low, high = gamma_interval(mid / s.frees_every_s, s.frees_every_s) if mid > 0 else (0.0, 0.0)
                 source = "state"
-            overloaded = s.ahead > 0 and s.load >= 1.0
+            # overloaded: arrivals outpace the counters freeing up AND a full round of counters is queued;
+            # one ticket before two busy counters during a burst is a short wait, not an overload
+            overloaded = s.ahead >= max(1, s.counters) and s.load >= 1.0
             out[name] = {"predicted_wait_s": round(mid, 1), "wait_low_s": round(low, 1),
                          "wait_high_s": round(high, 1), "wait_reason": OVERLOADED if overloaded else OK,
                          "frees_every_s": round(s.frees_every_s, 1), "wait_source": source}
