@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import csv
 import html
-import io
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 from calibration.site import Site
 from edge.contract import iso_ts
 
+from hub.charts import png_bytes, pyplot
 from hub.messages import LANGUAGES, render
 from hub.planning import roster as roster_mod
 from hub.planning.history import SLOTS_PER_DAY, day_start, read_arrivals, slot_of
@@ -29,7 +29,6 @@ from hub.planning.lookahead import SiteLookahead, look_ahead, read_history
 
 CSV_COLUMNS = ("slot_start", "local_time", "service", "pool", "forecast", "low", "high", "needed", "scheduled",
                "gap")
-CJK_FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
 
 
 @dataclass
@@ -91,15 +90,7 @@ def write_csv(plan: DayPlan, path: Path) -> None:
 
 def chart(plan: DayPlan, lang: str) -> bytes:
     """PNG: forecast arrivals per pool (with the 80 % band of its services) and counters needed vs scheduled."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib import font_manager
-
-    if lang == "zh" and Path(CJK_FONT).exists():
-        font_manager.fontManager.addfont(CJK_FONT)
-        plt.rcParams["font.family"] = font_manager.FontProperties(fname=CJK_FONT).get_name()
+    plt = pyplot(lang)
     la, ks = plan.la, plan.slots
     fig, axes = plt.subplots(len(la.pools), 1, figsize=(11, 3.2 * len(la.pools)), squeeze=False)
     x = np.arange(len(ks))
@@ -121,11 +112,7 @@ def chart(plan: DayPlan, lang: str) -> bytes:
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = ax2.get_legend_handles_labels()
         ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper left", ncol=4)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)
 
 
 CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}

@@ -5,15 +5,14 @@ from __future__ import annotations
 import base64
 import csv
 import html
-import io
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from hub.charts import png_bytes, pyplot
 from hub.messages import LANGUAGES, render
 from hub.review.summary import COLUMNS, Review
 
-CJK_FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
 
 
 def write_csv(rv: Review, path: Path) -> None:
@@ -25,15 +24,7 @@ def write_csv(rv: Review, path: Path) -> None:
 
 def charts(rv: Review, lang: str) -> bytes:
     """Alerts raised per kind (by person / by condition / open) and minutes to acknowledge and resolve."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib import font_manager
-
-    if lang == "zh" and Path(CJK_FONT).exists():
-        font_manager.fontManager.addfont(CJK_FONT)
-        plt.rcParams["font.family"] = font_manager.FontProperties(fname=CJK_FONT).get_name()
+    plt = pyplot(lang)
     kinds = sorted({g["kind"] for g in rv.groups})
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.6))
     if kinds:
@@ -52,11 +43,7 @@ def charts(rv: Review, lang: str) -> bytes:
         a2.boxplot(data, orientation="horizontal", tick_labels=kinds)
     a1.set_title(render("review.raised", lang), fontsize=10)
     a2.set_title(render("review.resolve_minutes", lang), fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)
 
 
 CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}
