@@ -21,7 +21,7 @@ import shutil
 import stat
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -80,20 +80,27 @@ def _merge(existing: Any, shapes: Sequence[dict], fields: Sequence[str]) -> Comm
     return out
 
 
-def edit_camera(text: str, camera_id: str, zones: Sequence[dict], masks: Sequence[dict]) -> str:
-    """The site text with ``camera_id``'s zones and masks replaced (dicts with the site file's keys)."""
+def _with_camera(text: str, camera_id: str, change: Callable[[CommentedMap], None]) -> str:
+    """The site text after ``change`` edited ``camera_id``'s mapping in place; the rest, comments included,
+    is kept as written."""
     y = _yaml()
     doc = y.load(io.StringIO(text))
-    for cam in doc.get("cameras") or []:
-        if cam.get("id") == camera_id:
-            cam["zones"] = _merge(cam.get("zones"), zones, ZONE_FIELDS)
-            cam["masks"] = _merge(cam.get("masks"), masks, ("id",))
-            break
-    else:
+    cam = next((c for c in doc.get("cameras") or [] if c.get("id") == camera_id), None)
+    if cam is None:
         raise SiteError([f"site has no camera {camera_id!r}"])
+    change(cam)
     buf = io.StringIO()
     y.dump(doc, buf)
     return buf.getvalue()
+
+
+def edit_camera(text: str, camera_id: str, zones: Sequence[dict], masks: Sequence[dict]) -> str:
+    """The site text with ``camera_id``'s zones and masks replaced (dicts with the site file's keys)."""
+    def change(cam: CommentedMap) -> None:
+        cam["zones"] = _merge(cam.get("zones"), zones, ZONE_FIELDS)
+        cam["masks"] = _merge(cam.get("masks"), masks, ("id",))
+
+    return _with_camera(text, camera_id, change)
 
 
 @dataclass(frozen=True)
@@ -147,21 +154,14 @@ def set_camera_entry(text: str, camera_id: str, key: str, value: dict | None) ->
 
     The rest of the file, comments included, is kept as written.
     """
-    y = _yaml()
-    doc = y.load(io.StringIO(text))
-    for cam in doc.get("cameras") or []:
-        if cam.get("id") == camera_id:
-            if value is None:
-                cam.pop(key, None)
-            else:
-                entry = cam.get(key) if isinstance(cam.get(key), CommentedMap) else CommentedMap()
-                for old in [k for k in entry if k not in value]:
-                    del entry[old]
-                entry.update(value)
-                cam[key] = entry
-            break
-    else:
-        raise SiteError([f"site has no camera {camera_id!r}"])
-    buf = io.StringIO()
-    y.dump(doc, buf)
-    return buf.getvalue()
+    def change(cam: CommentedMap) -> None:
+        if value is None:
+            cam.pop(key, None)
+            return
+        entry = cam.get(key) if isinstance(cam.get(key), CommentedMap) else CommentedMap()
+        for old in [k for k in entry if k not in value]:
+            del entry[old]
+        entry.update(value)
+        cam[key] = entry
+
+    return _with_camera(text, camera_id, change)
