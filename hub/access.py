@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+from urllib.parse import urlencode
 
 from calibration.site import Role, Site, User, parse_site
 from edge.clock import Clock, SystemClock
@@ -363,8 +364,26 @@ class RequireLogin:
         if path.startswith("/api") or path in ("/openapi.json", "/docs", "/redoc", "/metrics"):
             return await _json(send, 401, {"detail": "login required: a session cookie or "
                                            "'Authorization: Bearer TOKEN'"}, [(b"www-authenticate", b"Bearer")])
-        await send({"type": "http.response.start", "status": 303, "headers": [(b"location", b"/login")]})
+        target = login_url(path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else ""))
+        await send({"type": "http.response.start", "status": 303, "headers": [(b"location", target.encode())]})
         await send({"type": "http.response.body", "body": b""})
+
+
+def safe_next(target: str | None) -> str:
+    """Where a login may send the browser on: a path of this hub only (``/board?site=..&alert=..``, the link
+    a chat robot sent), never another host (``//evil``, ``/\\evil``, ``https://...``): an open redirect
+    after login would let a forged link pass for the hub's."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target \
+            or any(ord(ch) < 32 for ch in target) or target.startswith("/login"):
+        return "/board"
+    return target
+
+
+def login_url(target: str | None = None, **flags: str) -> str:
+    """The login form's address, carrying the page to return to (kept through a failed try)."""
+    back = safe_next(target)
+    query = {**flags, **({"next": back} if back != "/board" else {})}
+    return "/login" + ("?" + urlencode(query) if query else "")
 
 
 async def _json(send, status: int, data: dict, headers: list | None = None) -> None:

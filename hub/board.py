@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 
 from edge.redact import redact
-from hub.access import COOKIE, Access, Throttled
+from hub.access import COOKIE, Access, Throttled, login_url, safe_next
 
 STATIC = files("hub") / "board"
 
@@ -96,15 +96,16 @@ def install_board(app: FastAPI, hub, access: Access | None) -> None:
             return RedirectResponse("/board", 303)
         form = parse_qs((await request.body()).decode("utf-8", errors="replace"))   # BodyLimit: 4 KiB at most
         name, client = form.get("name", [""])[0], request.client.host if request.client else ""
+        back = form.get("next", [""])[0]
         # scrypt takes ~0.1 s: off the event loop, so the board's other requests and SSE keep flowing
         try:
             who = await asyncio.to_thread(access.login, name, form.get("password", [""])[0], client)
         except Throttled as exc:
-            return RedirectResponse("/login?failed=1&throttled=1", 303,
+            return RedirectResponse(login_url(back, failed="1", throttled="1"), 303,
                                     headers={"Retry-After": str(max(1, round(exc.retry_after)))})
         if who is None:
-            return RedirectResponse("/login?failed=1", 303)
-        resp = RedirectResponse("/board", 303)
+            return RedirectResponse(login_url(back, failed="1"), 303)
+        resp = RedirectResponse(safe_next(back), 303)
         resp.set_cookie(COOKIE, access.session_cookie(who), max_age=int(access.session_s), httponly=True,
                         samesite="strict", secure=request.url.scheme == "https")
         return resp

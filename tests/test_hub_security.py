@@ -15,6 +15,7 @@ import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -257,6 +258,24 @@ def test_logout_revokes_the_cookie_also_after_a_restart(hub):
     hub.start()
     assert me(kept) == 401 and me(other) == 200
     hub.serves_good_input("F1")
+
+
+def test_a_chat_robot_link_survives_the_login_and_foreign_targets_are_refused(hub):
+    """The link a WeCom/DingTalk message carries (/board?site=..&alert=..) opens that alert after the login,
+    also after a wrong password first; a `next` pointing off the hub lands on the board instead."""
+    link = "/board?site=hall-1&alert=a-42"
+    with httpx.Client(base_url=hub.url, timeout=30) as c:
+        r = c.get(link, follow_redirects=False)
+        assert r.status_code == 303
+        login_page = r.headers["location"]
+        assert login_page.startswith("/login?") and parse_qs(urlsplit(login_page).query)["next"] == [link]
+        r = c.post("/login", data={"name": "li", "password": "wrong", "next": link}, follow_redirects=False)
+        assert r.status_code == 303 and parse_qs(urlsplit(r.headers["location"]).query)["next"] == [link]
+        r = c.post("/login", data={"name": "li", "password": PASSWORD, "next": link}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == link
+        for foreign in ("//evil.example/board", "https://evil.example/", "/\\evil.example", "/login?next=//x"):
+            r = c.post("/login", data={"name": "li", "password": PASSWORD, "next": foreign}, follow_redirects=False)
+            assert r.status_code == 303 and r.headers["location"] == "/board", foreign
 
 
 def test_event_streams_are_limited_per_user(hub):

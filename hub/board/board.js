@@ -22,7 +22,7 @@
 
   async function api(path, opts) {
     const r = await fetch(path, { credentials: "same-origin", ...opts });
-    if (r.status === 401) { location.href = "/login"; throw new Error("login required"); }
+    if (r.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search); throw new Error("login required"); }
     if (!r.ok) throw new Error(`${r.status} ${await r.text()}`);
     return r.json();
   }
