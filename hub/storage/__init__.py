@@ -51,9 +51,12 @@ def _epoch(stamp: str | None) -> float | None:
 
 
 class Storage:
-    """One database. Callers serialise access (the hub holds its lock); occupancy is written in batches."""
+    """One database. Callers serialise access (the hub holds its lock); occupancy is written in batches.
 
-    def __init__(self, url: str = "sqlite:///hallgrid-hub.db"):
+    The URL has no default: a library caller that forgot it would otherwise leave a SQLite file in whatever
+    folder it ran from (``hallgrid hub --db`` has its own, documented default)."""
+
+    def __init__(self, url: str):
         kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False}
