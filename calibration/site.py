@@ -140,7 +140,7 @@ class CountCorrection(Strict):
         None, min_length=1, max_length=8, description="Lower score edges of the detection bands, ascending.")
     people_per_band: list[Annotated[float, Field(ge=0, le=20)]] | None = Field(
         None, min_length=1, max_length=8, description="People per detection in each score band.")
-    people_per_crowding: float = Field(0.0, ge=0, le=20, description="People per unit of crowding "
+    people_per_crowding: float = Field(0.0, ge=0, le=1000, description="People per unit of crowding "
                                        "(detections x the share of the zone their boxes cover).")
     images: int = Field(ge=1, description="Hand-counted images it was fitted on.")
     cv_mae: float | None = Field(None, ge=0, description="Cross-validated count error with the correction.")

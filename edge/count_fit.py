@@ -36,7 +36,8 @@ MIN_IMAGES = 10  # fewer hand counts cannot be cross-validated meaningfully
 FOLDS = 5
 # The lowest detection score the banded form looks at: below it YOLOX's person scores are mostly background.
 FLOOR = 0.05
-FORMS = ("none", "factor", "banded")
+MAX_PER_DETECTION = 20.0   # the site file's bounds (calibration.site.CountCorrection)
+MAX_PER_CROWDING = 1000.0
 
 
 class FitError(ValueError):
@@ -93,16 +94,19 @@ def _nnls(x: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return LinearRegression(fit_intercept=False, positive=True).fit(x, truth).coef_
 
 
-def _lad(x: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Non-negative weights w minimising sum |x w - truth|: min sum(u + v) with x w + u - v = truth, all >= 0."""
+def _lad(x: np.ndarray, truth: np.ndarray, upper: list[float] | None = None) -> np.ndarray:
+    """Non-negative weights w minimising sum |x w - truth|: min sum(u + v) with x w + u - v = truth, all >= 0.
+
+    ``upper``: each weight's upper bound (the site file's; people per detection by default)."""
     _require_sklearn()  # scipy comes with scikit-learn
     from scipy.optimize import linprog
 
     x, truth = np.asarray(x, float), np.asarray(truth, float)
     n, k = x.shape
     eye = np.eye(n)
+    upper = upper or [MAX_PER_DETECTION] * k
     result = linprog(np.r_[np.zeros(k), np.ones(2 * n)], A_eq=np.hstack([x, eye, -eye]), b_eq=truth,
-                     bounds=(0, None), method="highs")
+                     bounds=[(0, u) for u in upper] + [(0, None)] * (2 * n), method="highs")
     if not result.success:
         raise FitError(f"the correction could not be fitted: {result.message}")
     return result.x[:k]
@@ -154,11 +158,16 @@ def cross_validated_factor(raw: np.ndarray, truth: np.ndarray, folds: int = FOLD
         _lad_factor(per_zone[fit].sum(1), truth[fit]) * per_zone[score]).sum(1))
 
 
+def _banded(features: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Banded weights for image features (images, bands + 1)."""
+    return _lad(features, truth, [MAX_PER_DETECTION] * (features.shape[1] - 1) + [MAX_PER_CROWDING])
+
+
 def cross_validated_banded(features: np.ndarray, truth: np.ndarray, folds: int = FOLDS) -> np.ndarray:
     """Each image's count by banded weights fitted on the other folds; ``features`` (images[, zones], F)."""
     per_zone, truth = _zones(features, 1), np.asarray(truth, float)
     return _cv(len(truth), folds, lambda fit, score: np.round(
-        per_zone[score] @ _lad(per_zone[fit].sum(1), truth[fit])).sum(1))
+        per_zone[score] @ _banded(per_zone[fit].sum(1), truth[fit])).sum(1))
 
 
 def _stats(predicted: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -203,7 +212,7 @@ def fit_correction(raw: np.ndarray | list[int], truth: np.ndarray | list[int], f
     factor_mae, factor_bias = _stats(cross_validated_factor(raw_z, truth, folds), truth)
     factor = round(_lad_factor(raw_z.sum(1), truth), 4) if raw_z.any() else 1.0
     best = ("none", raw_mae, raw_bias)
-    if raw_z.any() and factor_mae < raw_mae:
+    if factor > 0 and factor_mae < raw_mae:  # (a factor of 0 would publish nobody)
         best = ("factor", factor_mae, factor_bias)
     banded: dict = {}
     if features is not None:
@@ -212,7 +221,7 @@ def fit_correction(raw: np.ndarray | list[int], truth: np.ndarray | list[int], f
             raise ValueError(f"{feats.shape[-1]} features per zone for {len(bands)} score bands (expected "
                              f"{len(bands) + 1})")
         banded_mae, banded_bias = _stats(cross_validated_banded(feats, truth, folds), truth)
-        w = _lad(feats.sum(1), truth)
+        w = _banded(feats.sum(1), truth)
         banded = {"score_bands": tuple(bands), "people_per_band": tuple(round(float(v), 4) for v in w[:-1]),
                   "people_per_crowding": round(float(w[-1]), 4), "banded_cv_mae": banded_mae,
                   "banded_cv_bias": banded_bias}
