@@ -111,6 +111,9 @@ def fit_counts_cmd(site_path, camera_id, image_dir, gt_path, dry_run, progress, 
         if dry_run:
             return
         entry = fit.entry()
+        if entry is None and camera_of(site, camera_id).count_correction is None:
+            click.echo(f"camera {camera.id} keeps counting its detections; {site_path} is unchanged")
+            return
         if entry is not None:
             entry["fitted"] = dt.date.today().isoformat()
         path = Path(site_path)
