@@ -23,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
@@ -117,18 +117,57 @@ class CameraDetector(Strict):
 
 
 class CountCorrection(Strict):
-    """People per detection in this camera's crowded view, fitted from an installer's hand counts.
+    """People in this camera's crowded view from its detections, fitted from an installer's hand counts.
 
-    ``count = round(people_per_detection x detections)`` per zone: one factor, so an empty
-    zone stays 0 and zone counts still add up to the camera's count. Written by
-    ``hallgrid fit-counts``; the fit's cross-validated errors are kept beside it.
+    Two forms, both written by ``hallgrid fit-counts`` (README: "Packed waiting areas"):
+
+    - ``people_per_detection`` alone (the first form, still read and applied as before):
+      ``count = round(people_per_detection x detections)`` per zone.
+    - ``score_bands`` with ``people_per_band`` and ``people_per_crowding``: each zone's
+      count is ``round(sum_b people_per_band[b] x n_b + people_per_crowding x n x coverage)``,
+      where ``n_b`` are the zone's detections scoring in band ``b`` (from its lower edge
+      to the next one; the lowest edge may be below the camera's confidence, since a
+      half-hidden person in a crowd scores low), ``n`` their sum and ``coverage`` the
+      share of the zone's area their boxes cover (people hidden grow with density).
+
+    Every weight is at least 0 and there is no constant, so the count never falls when a
+    detection is added, an empty zone stays 0, and each zone is corrected from its own
+    detections. The fit's cross-validated errors are kept beside it.
     """
 
-    people_per_detection: float = Field(gt=0, le=20)
+    people_per_detection: float | None = Field(None, gt=0, le=20, description="The one-factor form.")
+    score_bands: list[Annotated[float, Field(gt=0, lt=1)]] | None = Field(
+        None, min_length=1, max_length=8, description="Lower score edges of the detection bands, ascending.")
+    people_per_band: list[Annotated[float, Field(ge=0, le=20)]] | None = Field(
+        None, min_length=1, max_length=8, description="People per detection in each score band.")
+    people_per_crowding: float = Field(0.0, ge=0, le=1000, description="People per unit of crowding "
+                                       "(detections x the share of the zone their boxes cover).")
     images: int = Field(ge=1, description="Hand-counted images it was fitted on.")
     cv_mae: float | None = Field(None, ge=0, description="Cross-validated count error with the correction.")
     raw_cv_mae: float | None = Field(None, ge=0, description="The same images' error without it.")
     fitted: str | None = Field(None, description="When it was fitted (ISO date).")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "CountCorrection":
+        banded = self.score_bands is not None or self.people_per_band is not None
+        if (self.people_per_detection is None) == (not banded):
+            raise ValueError("give either people_per_detection, or score_bands with people_per_band")
+        if banded:
+            if self.score_bands is None or self.people_per_band is None:
+                raise ValueError("score_bands and people_per_band go together")
+            if len(self.score_bands) != len(self.people_per_band):
+                raise ValueError(f"{len(self.score_bands)} score_bands but {len(self.people_per_band)} "
+                                 "people_per_band: one weight per band")
+            if any(a >= b for a, b in zip(self.score_bands, self.score_bands[1:])):
+                raise ValueError(f"score_bands must ascend: {self.score_bands}")
+        elif self.people_per_crowding:
+            raise ValueError("people_per_crowding belongs to the banded form (score_bands, people_per_band)")
+        return self
+
+    @property
+    def lowest_score(self) -> float | None:
+        """The lowest detection score the correction looks at (None: the camera's counted detections)."""
+        return self.score_bands[0] if self.score_bands else None
 
 
 class Camera(Strict):

@@ -23,7 +23,6 @@ from calibration.proof import ProofSample, TruthError, parse_truth, prove
 from calibration.site import Camera, Site, SiteError, load_site
 from edge.cli import camera_of, detector_config, detector_options
 from edge.cli_errors import InputError, RunFailure
-from edge.correction import corrected_counts
 from edge.counting import CameraCounter
 from edge.detections import Detections
 from edge.sources import SourceKind, classify
@@ -181,9 +180,9 @@ def check_cmd(site_path, camera_id, snapshot, out, truth, offline, model, model_
         counter = ZoneCounter.for_camera(camera)
         camera_counter = CameraCounter(detector, camera)  # the camera's detector settings, as the edge
         input_size = camera_counter.detect_options.get("input_size", detector.size)
-        detections = counter.unmasked(camera_counter.detect(frame), w, h)
-        counts = corrected_counts(counter.count(detections, w, h), camera.count_correction) if camera.zones \
-            else {}
+        result = camera_counter.count(camera_counter.detect(frame), w, h, 0.0)  # corrected as the edge does
+        detections = counter.unmasked(result.detections, w, h)
+        counts = result.corrected if camera.zones else {}
         path = _out_path(out, site, camera, len(cameras) > 1)
         path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(path), draw_overlay(frame, camera, detections, counts))

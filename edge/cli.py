@@ -134,6 +134,7 @@ def eval_cmd(video, gt_path, points_path, out, gt_frame_offset, site_path, camer
 def eval_images(counter: CameraCounter, folder: str, gt_path: str, points_path: str | None, out: str | None,
                 progress: bool) -> dict:
     """``hallgrid eval`` on stills: the summary, and the per-image counts written to ``out``."""
+    from edge.correction import describe
     from edge.evaluation import evaluate_images
     from edge.hand_counts import images_of, load_counts, load_points
 
@@ -149,7 +150,7 @@ def eval_images(counter: CameraCounter, folder: str, gt_path: str, points_path: 
     summary["model"] = counter.detector.name
     summary["input_size"] = counter.detect_options.get("input_size", counter.detector.size)
     summary["confidence"] = counter.detect_options.get("confidence", counter.detector.config.confidence)
-    summary["correction"] = counter.correction.people_per_detection if counter.correction else None
+    summary["correction"] = describe(counter.correction)
     return summary
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibration.site import Camera, SmoothingSettings
-from edge.correction import corrected_counts
+from edge.correction import corrected_counts, zone_features
 from edge.detections import Detections
 from edge.detector import Detector
 from edge.smoothing import CountSmoother
@@ -21,7 +21,7 @@ class ZoneCounts:
 
     raw: dict[str, int]
     smoothed: dict[str, int]
-    detections: Detections
+    detections: Detections  # the counted ones (above the camera's confidence)
     corrected: dict[str, int]
 
 
@@ -36,16 +36,39 @@ class CameraCounter:
         self.detect_options = settings.model_dump(exclude_none=True) if settings else {}
         self.correction = camera.count_correction if camera else None
         self.smoothers = {z: CountSmoother(smoothing.enter_s, smoothing.exit_s) for z in self.zones.zone_ids}
+        # A banded correction also looks at detections scoring below the counting threshold: they are
+        # asked of the detector in the same pass, and only those above the threshold are counted (NMS
+        # keeps a box by the higher-scoring boxes alone, so the counted ones are exactly the same).
+        self.threshold = self.detect_options.get("confidence", detector.config.confidence)
+        lowest = self.correction.lowest_score if self.correction else None
+        self.search_options = dict(self.detect_options)
+        self._areas: dict[tuple[int, int], np.ndarray] = {}
+        if lowest is not None and lowest < self.threshold:
+            self.search_options["confidence"] = lowest
 
     def count(self, detections: Detections, width: int, height: int, ts: float) -> ZoneCounts:
-        raw = self.zones.count(detections, width, height)
-        corrected = corrected_counts(raw, self.correction)
+        """``detections`` as ``detect`` gives them (with the correction's low-scoring ones, if it has any)."""
+        counted = detections
+        if self.search_options != self.detect_options:
+            counted = detections.filter(detections.confidence > self.threshold)
+        raw = self.zones.count(counted, width, height)
+        features = None
+        if self.correction is not None and self.correction.score_bands:
+            features = zone_features(detections, self.zones.membership(detections, width, height),
+                                     self._zone_areas(width, height), self.correction.score_bands)
+        corrected = corrected_counts(raw, self.correction, features)
         smoothed = {z: self.smoothers[z].update(n, ts) for z, n in corrected.items()}
-        return ZoneCounts(raw, smoothed, detections, corrected)
+        return ZoneCounts(raw, smoothed, counted, corrected)
+
+    def _zone_areas(self, width: int, height: int) -> np.ndarray:
+        if (width, height) not in self._areas:
+            self._areas = {(width, height): self.zones.areas(width, height)}  # a stream keeps its size
+        return self._areas[width, height]
 
     def detect(self, frame: np.ndarray) -> Detections:
-        """People in a frame, with this camera's detector settings (input size, confidence, NMS)."""
-        return self.detector(frame, **self.detect_options)
+        """People in a frame, with this camera's detector settings (input size, confidence, NMS); with a
+        banded correction also those it looks at below the confidence (``count`` tells them apart)."""
+        return self.detector(frame, **self.search_options)
 
     def process(self, frame: np.ndarray, ts: float) -> ZoneCounts:
         h, w = frame.shape[:2]
@@ -55,4 +78,4 @@ class CameraCounter:
 def detect_many(counters: list[CameraCounter], frames: list[np.ndarray]) -> list[Detections]:
     """People in one frame of each camera, each with its camera's settings, batched into one model run
     per input shape (the counters share one detector)."""
-    return counters[0].detector.detect_many(frames, [c.detect_options for c in counters])
+    return counters[0].detector.detect_many(frames, [c.search_options for c in counters])

@@ -226,7 +226,7 @@ def evaluate_images(counter: "CameraCounter", images: list[Path], counts: dict[s
             heads = points.get(path.name, np.zeros((0, 2), np.float32))
             as_boxes = Detections(np.concatenate([heads, heads], 1), np.ones(len(heads), np.float32))
             heads = heads[zones.membership(as_boxes, w, h).any(axis=0)]
-            counted = detections.filter(zones.membership(detections, w, h).any(axis=0))
+            counted = result.detections.filter(zones.membership(result.detections, w, h).any(axis=0))
             score.matched += match_points(heads, counted.xyxy)
             score.n_points += len(heads)
             score.n_boxes += len(counted)

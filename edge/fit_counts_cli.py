@@ -1,14 +1,18 @@
 """``hallgrid fit-counts``: learn a camera's occlusion correction from an installer's hand counts.
 
 The camera's own zones, masks and detector settings count the snapshots (any
-correction already stored is ignored, so a refit starts from the detections);
-the factor and its cross-validated error are printed and written under the
-camera in the site file, comments and order kept, the old file backed up.
+correction already stored is ignored, so a refit starts from the detections); the
+detector is also asked for the detections scoring down to the correction's floor,
+in the same pass. Detections alone, the one factor and the banded form are scored
+by cross-validation (edge/count_fit.py) and the best is written under the camera
+in the site file, comments and order kept, the old file backed up.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -18,9 +22,66 @@ from calibration.site import load_site
 from calibration.site_edit import save_site_text, set_camera_entry
 from edge.cli import USER_ERRORS, camera_of, detector_config, detector_options
 from edge.cli_errors import fail
-from edge.count_fit import FitError, fit_correction
+from edge.correction import zone_features
+from edge.count_fit import CorrectionFit, FitError, fit_correction, score_bands
 from edge.counting import CameraCounter
 from edge.detector import Detector
+
+
+@dataclass
+class Snapshots:
+    """What the correction is fitted from: per image, the counted detections and the features per zone."""
+
+    names: list[str]
+    truth: np.ndarray     # (images,) hand counts
+    raw: np.ndarray       # (images, zones) detections above the camera's confidence
+    features: np.ndarray  # (images, zones, len(bands) + 1) edge.correction.zone_features
+    bands: tuple[float, ...]
+    busy_s: float         # reading and detecting
+
+
+def measure_snapshots(counter: CameraCounter, images: list[Path], counts: dict[str, int],
+                      bands: tuple[float, ...] | None = None, progress: bool = False) -> Snapshots:
+    """Detect once per snapshot with the camera's settings down to the lowest band; count and describe it."""
+    import cv2
+    from tqdm import tqdm
+
+    from edge.evaluation import GroundTruthError
+
+    bands = bands or score_bands(counter.threshold)
+    options = {**counter.detect_options, "confidence": min(bands[0], counter.threshold)}
+    raw, features, busy = [], [], 0.0
+    for path in tqdm(images, disable=not progress, unit="image", desc="fit-counts"):
+        started = time.perf_counter()
+        frame = cv2.imread(str(path))
+        if frame is None:
+            raise GroundTruthError(f"{path}: cannot be read as an image")
+        h, w = frame.shape[:2]
+        found = counter.detector(frame, **options)
+        busy += time.perf_counter() - started
+        counted = found.filter(found.confidence > counter.threshold)
+        raw.append(list(counter.zones.count(counted, w, h).values()))
+        features.append(zone_features(found, counter.zones.membership(found, w, h), counter.zones.areas(w, h), bands))
+    return Snapshots([p.name for p in images], np.array([counts[p.name] for p in images], float),
+                     np.array(raw, float), np.array(features, float), bands, busy)
+
+
+def report(camera_id: str, snaps: Snapshots, fit: CorrectionFit) -> list[str]:
+    """The lines fit-counts prints: each form's cross-validated error, its weights, and the one kept."""
+    lo, *rest = fit.score_bands or (None,)
+    lines = [f"camera {camera_id}: {fit.images} images, {snaps.truth.mean():.1f} people on average",
+             f"  detections alone:                    MAE {fit.raw_mae:.2f}, bias {fit.raw_bias:+.2f}",
+             f"  one factor ({fit.folds}-fold, by name/time):    MAE {fit.factor_cv_mae:.2f}, bias "
+             f"{fit.factor_cv_bias:+.2f}; {fit.people_per_detection:.3f} people per detection"]
+    if fit.people_per_band is not None:
+        bands = ", ".join(f"{w:.2f} per detection from {b:g}" for w, b in zip(fit.people_per_band,
+                                                                             fit.score_bands))
+        lines.append(f"  banded ({fit.folds}-fold, by name/time):        MAE {fit.banded_cv_mae:.2f}, bias "
+                     f"{fit.banded_cv_bias:+.2f}; {bands}; {fit.people_per_crowding:.2f} per unit of crowding")
+    kept = {"none": "detections alone count best on these snapshots: no correction",
+            "factor": "kept: the one factor", "banded": "kept: the banded correction"}[fit.form]
+    lines.append(f"  {kept}")
+    return lines
 
 
 @click.command(name="fit-counts")
@@ -35,8 +96,7 @@ from edge.detector import Detector
 @detector_options
 def fit_counts_cmd(site_path, camera_id, image_dir, gt_path, dry_run, progress, model, model_dir, confidence,
                    threads):
-    """Fit people per detection for one camera from hand-counted snapshots and store it in SITE."""
-    from edge.evaluation import evaluate_images
+    """Fit one camera's occlusion correction from hand-counted snapshots and store it in SITE."""
     from edge.hand_counts import images_of, load_counts
 
     try:
@@ -44,25 +104,22 @@ def fit_counts_cmd(site_path, camera_id, image_dir, gt_path, dry_run, progress, 
         camera = camera_of(site, camera_id).model_copy(update={"count_correction": None})
         counter = CameraCounter(Detector(detector_config(site, model, confidence, threads, model_dir)), camera)
         counts = load_counts(gt_path)
-        score = evaluate_images(counter, images_of(image_dir, counts), counts, progress=progress)
-        raw = np.array([row[3] for row in score.rows])
-        truth = np.array([row[1] for row in score.rows])
-        fit = fit_correction(raw, truth)
-        click.echo(f"camera {camera.id}: {fit.images} images, {truth.mean():.1f} people on average; "
-                   f"{fit.people_per_detection:.3f} people per detection")
-        click.echo(f"  detections alone:               MAE {fit.raw_mae:.2f}, bias {fit.raw_bias:+.2f}")
-        click.echo(f"  corrected ({fit.folds}-fold, by name/time): MAE {fit.cv_mae:.2f}, bias {fit.cv_bias:+.2f}")
-        if fit.cv_mae > fit.raw_mae:
-            click.echo("  note: on images it was not fitted on, the correction moves the bias to "
-                       f"{fit.cv_bias:+.2f} but raises the error; the detector settings are the lever here")
+        snaps = measure_snapshots(counter, images_of(image_dir, counts), counts, progress=progress)
+        fit = fit_correction(snaps.raw, snaps.truth, snaps.features, snaps.bands)
+        for line in report(camera.id, snaps, fit):
+            click.echo(line)
         if dry_run:
             return
-        entry = {"people_per_detection": fit.people_per_detection, "images": fit.images, "cv_mae": fit.cv_mae,
-                 "raw_cv_mae": fit.raw_mae, "fitted": dt.date.today().isoformat()}
+        entry = fit.entry()
+        if entry is None and camera_of(site, camera_id).count_correction is None:
+            click.echo(f"camera {camera.id} keeps counting its detections; {site_path} is unchanged")
+            return
+        if entry is not None:
+            entry["fitted"] = dt.date.today().isoformat()
         path = Path(site_path)
         saved = save_site_text(path, set_camera_entry(path.read_text(encoding="utf-8"), camera.id,
                                                       "count_correction", entry))
-        click.echo(f"stored under camera {camera.id} in {path}" + (f" (previous: {saved.backup})"
-                                                                   if saved.backup else ""))
+        click.echo(("stored under" if entry else "any stored correction removed from") + f" camera {camera.id} in "
+                   f"{path}" + (f" (previous: {saved.backup})" if saved.backup else ""))
     except (*USER_ERRORS, FitError) as exc:
         fail(exc)

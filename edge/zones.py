@@ -96,6 +96,11 @@ class ZoneCounter:
         xs, ys = self._pixels(detections, width, height)
         return detections.filter(~self._ignored[ys, xs])
 
+    def areas(self, width: int, height: int) -> np.ndarray:
+        """(zones,) pixels of each zone that count (masks excluded): how dense a zone's crowd is."""
+        self._prepare(width, height)
+        return self._inside.sum(axis=(1, 2)).astype(float)
+
     def count(self, detections: Detections, width: int, height: int) -> dict[str, int]:
         totals = self.membership(detections, width, height).sum(axis=1)
         return {z.id: int(n) for z, n in zip(self.zones, totals)}
