@@ -5,7 +5,11 @@ site are grouped into pools: services linked by a counter that serves both (conn
 components of the service-counter graph). A pool's need is Erlang's answer for the pool's
 total load with the load-weighted service time and patience; its counters open or
 scheduled are distinct counters. Per service the figure shown is what the service alone
-would need: the pool's row is the one compared with the counters (the gap and the alert).
+would need: the pool's row is the one compared with the counters (the gap in the plan).
+
+The early warning asks a stricter question than the plan's mean wait: how many tickets of a slot
+would wait longer than ``max_wait_s`` with a given (possibly fractional, measured) capacity
+(``long_waits``), and how many counters keep that under one (``counters_for_waits``).
 """
 
 from __future__ import annotations
