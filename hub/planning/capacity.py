@@ -82,7 +82,9 @@ def effective_counters(tickets, services, now: float, window_s: float = WINDOW_S
     busy = np.zeros(n + 1)
     serving: set[str] = set()
     for t in tickets:
-        if t.last_ts < t0 and t.state not in ("waiting", "called"):
+        # a visit's events are kept in time order (Ticket.fold), so its last is the newest: most visits of
+        # the day ended before the window and are skipped without a look at their events
+        if (not t.events or t.events[-1].ts < t0) and t.state not in ("waiting", "called"):
             continue
         waits, calls = _intervals(t, pool, now, window_s)
         for a, b in waits:
