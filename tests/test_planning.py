@@ -24,7 +24,7 @@ from edge.contract import iso_ts
 from hub.cli import cli
 from hub.planning import erlang, forecast, roster
 from hub.planning.history import SLOTS_PER_DAY, Arrivals, read_arrivals, read_stats, slot_start
-from hub.planning.staffing import pools
+from hub.planning.staffing import long_waits, pool_load, pools
 from hub.service import Hub
 from hub.storage import Storage, ticket_events
 from hub.tickets import from_dict
@@ -107,9 +107,88 @@ def test_counters_needed_is_the_fewest_that_keep_the_wait():
     assert erlang.counters_needed(40 / 900, st, 120, 1 / 200) <= erlang.counters_needed(40 / 900, st, 120)
 
 
+def simulated_wait_over(lam: float, mu: float, theta: float, c: int, t: float, n: int = 200_000) -> float:
+    """M/M/c+M first come first served, simulated: an arrival starts when the earliest counter frees up
+    (those who gave up never took one), unless its patience runs out first."""
+    import heapq
+
+    rng = np.random.default_rng(7)
+    arrive = np.cumsum(rng.exponential(1 / lam, n))
+    patience, service = rng.exponential(1 / theta, n), rng.exponential(1 / mu, n)
+    free, over = [0.0] * c, 0
+    for a, p, s in zip(arrive, patience, service):
+        start = max(a, free[0])
+        over += min(start - a, p) > t
+        if start - a <= p:
+            heapq.heapreplace(free, start + s)
+    return over / n
+
+
+def test_wait_over_matches_closed_form_and_simulation():
+    lam, mu = 0.9, 1.0
+    assert erlang.wait_over(lam, mu, 0.0, 1, 2.0) == pytest.approx(0.9 * math.exp(-0.2))     # M/M/1: rho e^-(mu-lam)t
+    assert erlang.wait_over(lam, mu, 1e-9, 1, 2.0) == pytest.approx(0.9 * math.exp(-0.2), rel=1e-3)
+    # the call centre's scale: 3 calls a minute, 166 s calls, 5 min patience
+    lam, mu, th = 3 / 60, 1 / 166, 1 / 312
+    p = [erlang.wait_over(lam, mu, th, c, 120) for c in (6, 8, 10)]
+    assert p[0] > p[1] > p[2] > 0
+    assert p[1] == pytest.approx(simulated_wait_over(lam, mu, th, 8, 120), abs=0.01)
+    assert p[0] == pytest.approx(simulated_wait_over(lam, mu, th, 6, 120), abs=0.015)
+
+
 def test_shared_counters_form_one_pool_counted_once():
     p = {x.services: x.counters for x in pools(site())}
     assert p == {("billing",): ("1", "2"), ("newline", "loans"): ("3", "4")}
+
+
+# --- effective counters ---------------------------------------------------------------------------------------
+def book_of(events: list[tuple[float, str, dict]]):
+    """A ticket book of hall-6 fed (ts, event, fields) in order."""
+    from hub.tickets import TicketBook
+
+    s = site()
+    book = TicketBook([x.id for x in s.services], {c.id: list(c.services) for c in s.counters}, timezone=TZ)
+    for ts, kind, extra in events:
+        book.apply(from_dict({"event": kind, "ts": iso_ts(ts), **extra}, ts), ts)
+    return book
+
+
+def busy_hall(t0: float, second_serves: bool) -> list[tuple[float, str, dict]]:
+    """Counters 1 and 2 open; 12 billing tickets issued a minute apart from ``t0``, 5-minute services, so a
+    queue builds. Counter 1 serves them all, or counters 1 and 2 take turns."""
+    ev = [(t0 - 60, "counter_open", {"counter": "1"}), (t0 - 60, "counter_open", {"counter": "2"})]
+    ev += [(t0 + 60 * i, "issued", {"ticket": f"A{i:02d}", "service": "billing"}) for i in range(12)]
+    free = {"1": t0, "2": t0 if second_serves else math.inf}
+    for i in range(12):
+        c = min(free, key=free.get)
+        start = max(free[c], t0 + 60 * i)
+        ev += [(start, "called", {"ticket": f"A{i:02d}", "counter": c}), (start + 300, "served", {"ticket": f"A{i:02d}"})]
+        free[c] = start + 300
+    return sorted(ev, key=lambda e: e[0])
+
+
+def test_effective_counters_measure_who_served_while_tickets_waited():
+    from hub.planning.capacity import effective_counters
+
+    t0 = local(TODAY, 10)
+    now = t0 + 1800
+    one = effective_counters(book_of(busy_hall(t0, False)).tickets.values(), ("billing",), now)
+    assert one.counters == pytest.approx(1.0) and one.serving == ("1",) and one.queued_s > 1500
+    two = effective_counters(book_of(busy_hall(t0, True)).tickets.values(), ("billing",), now)
+    assert two.serving == ("1", "2") and 1.5 < two.counters <= 2.0
+    # the other pool's tickets did not wait: its capacity was not tested, so there is no measurement
+    assert effective_counters(book_of(busy_hall(t0, False)).tickets.values(), ("newline", "loans"), now) is None
+    # every ticket found a free counter at once: nothing measured either
+    calm = [(t0, "counter_open", {"counter": "1"})] + [
+        e for i in range(3) for e in ((t0 + 600 * i, "issued", {"ticket": f"B{i}", "service": "billing"}),
+                                      (t0 + 600 * i, "called", {"ticket": f"B{i}", "counter": "1"}),
+                                      (t0 + 600 * i + 120, "served", {"ticket": f"B{i}"}))]
+    assert effective_counters(book_of(calm).tickets.values(), ("billing",), t0 + 1800) is None
+    # a ticket whose call never came (a lost event) stops counting as a queue after a window: it does not
+    # make an idle evening look like a hall with no capacity
+    lost = calm + [(t0 + 100, "issued", {"ticket": "L1", "service": "billing"})]
+    assert effective_counters(book_of(lost).tickets.values(), ("billing",), t0 + 1800).queued_s == 1700
+    assert effective_counters(book_of(lost).tickets.values(), ("billing",), t0 + 4000) is None
 
 
 # --- forecast -------------------------------------------------------------------------------------------------
@@ -347,6 +426,38 @@ def test_forecast_shortfall_lifecycle_through_mqtt(broker, tmp_path):
     finally:
         sub.loop_stop()
         sub.disconnect()
+        hub.stop()
+
+
+def test_forecast_shortfall_counts_the_counters_actually_serving(tmp_path):
+    """Both billing counters are open but only counter 1 has been calling while tickets waited: the pool's
+    capacity is one counter, so the 09:00 need is short although "counters open" would say enough."""
+    storage = fill(f"sqlite:///{tmp_path / 'hub.db'}", history_rows())
+    clock = ManualClock(local(TODAY, 8))
+    hub = Hub([site()], storage, clock=clock, evaluate_on_message=False)
+    try:
+        for ts, kind, extra in busy_hall(local(TODAY, 8), False):
+            clock.set(ts)
+            hub.ingest_ticket("hall-6", from_dict({"event": kind, "ts": iso_ts(ts), **extra}, ts))
+        clock.set(local(TODAY, 8, 30))
+        hub.forecaster.refresh()
+        hub.tick()
+        la = hub.sites["hall-6"].lookahead
+        a = next(a for a in hub.alerts("hall-6") if a.kind == "forecast_shortfall")
+        assert a.key == "forecast_shortfall:billing" and a.figures["open_counters"] == ["1", "2"]
+        assert a.figures["effective_counters"] == pytest.approx(1.0) and a.figures["serving"] == ["1"]
+        k = la.slot_at(local(TODAY, *map(int, a.figures["slot_start"].split(":"))))
+        load = pool_load(hub.sites["hall-6"].site, la.stats, la.mean, pools(site())[0], k)
+        # with one counter's worth serving, a ticket or more of that slot would wait over 2 min; with the two
+        # open counters both serving, fewer than one would: "counters open" would have raised nothing
+        assert long_waits(load, 1.0, 120) >= 1.0 > long_waits(load, 2.0, 120)
+        need = a.figures["needed"]
+        assert need == 2 and a.figures["plan_needed"] <= 2 and a.figures["capacity"] == pytest.approx(1.0)
+        assert a.texts["en"]["suggestion"] == (f"Billing: from {a.figures['slot_start']} needs {need} counters, "
+                                               "2 open but only 1.0 serving lately: every counter is open: call "
+                                               "the clerks of open counters back to serving")
+        assert a.texts["zh"]["suggestion"].startswith(f"Billing：{a.figures['slot_start']}起需要{need}个窗口，现开2个但近来实际在办理的约1.0个")
+    finally:
         hub.stop()
 
 

@@ -111,4 +111,9 @@ def eval_forecast_command(logs: tuple[str, ...], site_path: str, score_from: str
     click.echo(f"slots with waits over {site.rules.max_wait_s:.0f} s: {result['long_wait_slots']}; forecast_shortfall "
                f"open before the slot: {result['shortfall_ahead']} (median lead "
                f"{'-' if lead is None else f'{lead / 60:.0f} min'}); any alert before the first wait crossed "
-               f"the limit: {result['warned_before_crossing']}")
+               f"the limit: {result['warned_before_crossing']} (long_wait alone: {result['long_wait_before_crossing']})")
+    p = result["shortfall_precision"]
+    if p["alerted_slots"]:
+        click.echo(f"forecast_shortfall: {p['alerts']} alerts ({p['alerts_on_long_waits']} open during a long wait), "
+                   f"open at {p['alerted_slots']} of {p['pool_slots']} pool-slots, {p['slot_precision'] * 100:.0f} % "
+                   f"of them with a long wait (all slots: {p['base_rate'] * 100:.0f} %)")

@@ -41,16 +41,9 @@ def erlang_a_wait(arrival_rate: float, service_rate: float, abandon_rate: float,
         return 0.0
     if servers <= 0:
         return 1.0 / abandon_rate         # everybody waits until they give up
-    lam, mu, th, c = arrival_rate, service_rate, abandon_rate, servers
-    extra = lam / th if lam > c * mu else 0.0
-    n_max = c + int(extra + 10 * math.sqrt(extra + 1) + 50 + lam / (c * mu + th) * 10)
-    n = np.arange(1, n_max + 1)
-    death = np.minimum(n, c) * mu + np.maximum(n - c, 0) * th
-    logp = np.concatenate(([0.0], np.cumsum(np.log(lam) - np.log(death))))
-    p = np.exp(logp - logp.max())
-    p /= p.sum()
-    queue = np.maximum(np.arange(n_max + 1) - c, 0)
-    return float((queue * p).sum() / lam)
+    p = _chain(arrival_rate, service_rate, abandon_rate, servers)
+    queue = np.maximum(np.arange(len(p)) - servers, 0)
+    return float((queue * p).sum() / arrival_rate)
 
 
 def counters_needed(arrival_rate: float, service_time_s: float, max_wait_s: float, abandon_rate: float = 0.0,
@@ -66,3 +59,56 @@ def counters_needed(arrival_rate: float, service_time_s: float, max_wait_s: floa
     while c < limit and erlang_a_wait(arrival_rate, mu, abandon_rate, c) > max_wait_s:
         c += 1
     return c
+
+
+def _chain(arrival_rate: float, service_rate: float, abandon_rate: float, servers: int) -> np.ndarray:
+    """Stationary distribution of M/M/c+M (customers in system 0..n_max), truncated where negligible."""
+    lam, mu, th, c = arrival_rate, service_rate, abandon_rate, servers
+    extra = lam / th if lam > c * mu else 0.0
+    n_max = c + int(extra + 10 * math.sqrt(extra + 1) + 50 + lam / (c * mu + th) * 10)
+    n = np.arange(1, n_max + 1)
+    death = np.minimum(n, c) * mu + np.maximum(n - c, 0) * th
+    logp = np.concatenate(([0.0], np.cumsum(np.log(lam) - np.log(death))))
+    p = np.exp(logp - logp.max())
+    return p / p.sum()
+
+
+def wait_over(arrival_rate: float, service_rate: float, abandon_rate: float, servers: int, t: float) -> float:
+    """Probability that an arrival waits longer than ``t`` seconds in M/M/c+M (served after ``t``, or still
+    waiting at ``t`` before giving up: both are tickets that waited too long).
+
+    An arrival that finds ``k`` tickets queued ahead is served after ``k + 1`` queue departures, each at
+    rate ``c mu`` plus the patience of those still ahead (``i theta``): a pure-death chain, whose survival
+    at ``t`` is computed by uniformization (a Poisson number of steps of the embedded chain). Its own patience must also outlast
+    ``t`` (probability ``exp(-theta t)``), independently. Infinite patience (theta 0) is Erlang C's
+    closed form."""
+    from scipy.stats import poisson
+
+    if arrival_rate <= 0:
+        return 0.0
+    if servers <= 0:
+        return math.exp(-abandon_rate * t)
+    lam, mu, th, c = arrival_rate, service_rate, abandon_rate, servers
+    if th <= 0:
+        if lam >= c * mu:
+            return 1.0
+        a = lam / mu
+        b = 1.0
+        for k in range(1, c + 1):
+            b = a * b / (k + a * b)
+        rho = a / c
+        return float(b / (1.0 - rho + rho * b) * math.exp(-(c * mu - lam) * t))
+    p = _chain(lam, mu, th, c)
+    v = p[c:].copy()                                # arrival finds k = 0, 1, ... queued ahead (PASTA)
+    rates = c * mu + np.arange(len(v)) * th         # position k moves up (or is served, k = 0) at this rate
+    top = float(rates[-1])                          # uniformization: steps of a Poisson(top * t) clock
+    move = rates / top
+    n_steps = int(top * t + 10 * math.sqrt(top * t) + 20)
+    weights = poisson.pmf(np.arange(n_steps + 1), top * t)
+    alive = 0.0
+    for w in weights:
+        alive += w * v.sum()
+        out = move * v
+        v = v - out
+        v[:-1] += out[1:]                           # k -> k-1; what leaves k = 0 is called
+    return float(np.clip(alive, 0.0, 1.0) * math.exp(-th * t))

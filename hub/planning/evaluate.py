@@ -206,10 +206,12 @@ def score(site: Site, rows: list[SlotRow], arrivals: Arrivals, working: set[int]
         fs = [(r0, r1) for r0, r1 in intervals("forecast_shortfall", svc) if r0 <= start < r1]
         any_alert = [(r0, r1) for kind in ("forecast_shortfall", "long_wait")
                      for r0, r1 in intervals(kind, svc) if r0 <= crossed < r1]
+        lw = [(r0, r1) for r0, r1 in intervals("long_wait", svc) if r0 <= crossed < r1]
         long_slots.append({"service": svc, "slot_start": iso_ts(start), "long_waits": len(long),
                            "shortfall_ahead": bool(fs), "lead_s": max(start - r0 for r0, _ in fs) if fs else None,
-                           "warned_before_crossing": bool(any_alert)})
+                           "long_wait_before_crossing": bool(lw), "warned_before_crossing": bool(any_alert)})
     leads = [s["lead_s"] for s in long_slots if s["lead_s"] is not None]
+    precision = shortfall_precision(site, rows, long_slots, alerts, scored_days, tz)
     return {
         "site": site.id, "horizon_s": horizon_s, "slots": len(rows), "days": sorted(str(d) for d in scored_days),
         "working_weekdays": sorted(working), "mae": mae,
@@ -218,13 +220,51 @@ def score(site: Site, rows: list[SlotRow], arrivals: Arrivals, working: set[int]
         "per_service": {s: {k: float(np.mean(v)) for k, v in d.items()} for s, d in sorted(per_service.items())},
         "long_wait_slots": len(long_slots),
         "shortfall_ahead": sum(s["shortfall_ahead"] for s in long_slots),
+        "long_wait_before_crossing": sum(s["long_wait_before_crossing"] for s in long_slots),
         "warned_before_crossing": sum(s["warned_before_crossing"] for s in long_slots),
         "median_shortfall_lead_s": statistics.median(leads) if leads else None,
         "shortfall_alerts": sum(1 for a in alerts if a.kind == "forecast_shortfall" and
                                 slot_of(parse_ts(a.raised_at), tz)[0] in scored_days),
+        "shortfall_precision": precision,
         "long_wait_detail": long_slots,
         "rows": rows,
     }
+
+
+def shortfall_precision(site: Site, rows: list[SlotRow], long_slots: list[dict], alerts: list,
+                        scored_days: set[date], tz: ZoneInfo) -> dict[str, Any]:
+    """How often ``forecast_shortfall`` was right, so a rule that fires always shows as such.
+
+    Per pool (services sharing counters) and slot of the scored opening hours: whether an alert was open
+    when the slot started, and whether any of the pool's services had a ticket wait over ``max_wait_s``
+    in it. ``slot_precision`` is the share of alerted slots with a long wait, against ``base_rate``, the
+    share of all slots with one (what an alert open all day would score); ``alerts_on_long_waits`` counts
+    the alerts (raised on a scored day) open during at least one long-wait slot of their pool."""
+    from hub.planning.staffing import pools
+
+    starts = sorted({r.start for r in rows})
+    long_at = {(s["service"], parse_ts(s["slot_start"])) for s in long_slots}
+    fs = [a for a in alerts if a.kind == "forecast_shortfall"]
+    span = [(a, parse_ts(a.raised_at), parse_ts(a.resolved_at) if a.resolved_at else float("inf")) for a in fs]
+    slots = alerted = alerted_long = any_long = 0
+    for p in pools(site):
+        mine = [(r0, r1) for a, r0, r1 in span if set(a.figures.get("pool", [])) & set(p.services)]
+        for t in starts:
+            long = any((s, t) in long_at for s in p.services)
+            on = any(r0 <= t < r1 for r0, r1 in mine)
+            slots += 1
+            any_long += long
+            alerted += on
+            alerted_long += on and long
+    raised = [(a, r0, r1) for a, r0, r1 in span if slot_of(r0, tz)[0] in scored_days]
+    useful = sum(1 for a, r0, r1 in raised
+                 if any(r0 < t + 900 and t < r1 for s, t in long_at if s in a.figures.get("pool", [])))
+    return {"pool_slots": slots, "alerted_slots": alerted, "alerted_slots_with_long_wait": alerted_long,
+            "slot_precision": alerted_long / alerted if alerted else None,
+            "base_rate": any_long / slots if slots else None,
+            "alerts": len(raised), "alerts_on_long_waits": useful,
+            "median_alert_minutes": statistics.median(
+                [(min(r1, r0 + 86400) - r0) / 60 for _, r0, r1 in raised]) if raised else None}
 
 
 def write_csv(rows: list[SlotRow], path: Path) -> None:

@@ -73,6 +73,7 @@ class SiteLookahead:
     pools: list[Pool]
     source: str                                 # which history the profile came from
     completed: int                              # slots of today over when it was made
+    stats: ServiceStats | None = None           # service times and patience the need was computed with
 
     def slot_at(self, ts: float) -> int:
         return int(np.searchsorted(self.starts, ts, side="right") - 1)
@@ -119,7 +120,8 @@ def look_ahead(site: Site, history: History, today_counts: np.ndarray, completed
                  for c in set(sched_today) | set(sched_next)}
     starts = np.array([slot_start(day, k, tz) for k in range(n)])
     return SiteLookahead(site.id, now, day, starts, services, cat["mean"], cat["median"], cat["low"], cat["high"],
-                         need.per_service, need.per_pool, scheduled, pools(site), history.today.source, completed)
+                         need.per_service, need.per_pool, scheduled, pools(site), history.today.source, completed,
+                         history.stats)
 
 
 class Lookahead:

@@ -5,18 +5,24 @@ site are grouped into pools: services linked by a counter that serves both (conn
 components of the service-counter graph). A pool's need is Erlang's answer for the pool's
 total load with the load-weighted service time and patience; its counters open or
 scheduled are distinct counters. Per service the figure shown is what the service alone
-would need: the pool's row is the one compared with the counters (the gap and the alert).
+would need: the pool's row is the one compared with the counters (the gap in the plan).
+
+The early warning asks a stricter question than the plan's mean wait: how many tickets of a slot
+would wait longer than ``max_wait_s`` with a given (possibly fractional, measured) capacity
+(``long_waits``), and how many counters keep that under one (``counters_for_waits``).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from calibration.site import Site
 
-from hub.planning.erlang import counters_needed
+from hub.planning.erlang import counters_needed, wait_over
 from hub.planning.history import SLOT_S, ServiceStats
 
 
@@ -84,16 +90,60 @@ def needed(site: Site, stats: ServiceStats, mean_per_slot: dict[str, np.ndarray]
         per_service[s] = row
     per_pool = {}
     for p in pools(site):
-        members = [s for s in p.services if s in mean_per_slot]
         row = np.zeros(len(next(iter(mean_per_slot.values()))) if mean_per_slot else 0, dtype=int)
         for k in slots:
-            lam = np.array([mean_per_slot[s][k] / SLOT_S for s in members])
-            total = float(lam.sum())
-            if total <= 0:
-                continue
-            w = lam / total
-            service_time = float(sum(wi * st(s) for wi, s in zip(w, members)))
-            patience = float(sum(wi * th(s) for wi, s in zip(w, members)))
-            row[k] = counters_needed(total, service_time, max_wait, patience)
+            load = pool_load(site, stats, mean_per_slot, p, k)
+            if load is not None:
+                row[k] = counters_needed(load.arrival_rate, load.service_time_s, max_wait, load.abandon_rate)
         per_pool[p.key] = row
     return Need(per_service, per_pool)
+
+
+@dataclass(frozen=True)
+class Load:
+    """A pool's forecast load in one slot: total arrivals per second, load-weighted service time and patience."""
+
+    arrival_rate: float
+    service_time_s: float
+    abandon_rate: float
+
+
+def pool_load(site: Site, stats: ServiceStats, mean_per_slot: dict[str, np.ndarray], pool: Pool, k: int
+              ) -> Load | None:
+    """The pool's load in slot ``k`` (None without arrivals)."""
+    prior = site.rules.service_time_prior_s
+    members = [s for s in pool.services if s in mean_per_slot]
+    lam = np.array([mean_per_slot[s][k] / SLOT_S for s in members])
+    total = float(lam.sum())
+    if total <= 0:
+        return None
+    w = lam / total
+    return Load(total, float(sum(wi * stats.service_time_s.get(s, prior) for wi, s in zip(w, members))),
+                float(sum(wi * stats.abandon_per_s.get(s, 0.0) for wi, s in zip(w, members))))
+
+
+# the rule asks every minute about the same few loads (a forecast changes every five minutes) and whole
+# counters: remembered, not recomputed
+_wait_over = functools.lru_cache(maxsize=4096)(wait_over)
+
+
+def long_waits(load: Load, counters: float, max_wait_s: float) -> float:
+    """Tickets of a 15-minute slot expected to wait longer than ``max_wait_s`` with ``counters`` serving
+    (a fractional capacity, such as measured effective counters, interpolates between its whole neighbours)."""
+    lo = math.floor(counters)
+    mu = 1.0 / load.service_time_s
+
+    def at(c: int) -> float:
+        return load.arrival_rate * SLOT_S * _wait_over(load.arrival_rate, mu, load.abandon_rate, c, max_wait_s)
+
+    frac = counters - lo
+    return at(lo) if frac < 1e-9 else (1 - frac) * at(lo) + frac * at(lo + 1)
+
+
+def counters_for_waits(load: Load, max_wait_s: float, start: int = 1, limit: int = 1000) -> int:
+    """The fewest counters (from ``start``) with which fewer than one ticket of the slot is expected to
+    wait longer than ``max_wait_s``."""
+    c = max(1, start)
+    while c < limit and long_waits(load, c, max_wait_s) >= 1.0:
+        c += 1
+    return c
