@@ -98,6 +98,36 @@ class FloorPlan(Strict):
     width_m: float | None = Field(None, gt=0, description="Real width of the picture in metres.")
 
 
+class TileSettings(Strict):
+    """Tiled detection of one camera's view (edge/tiling.py; README: "Packed waiting areas").
+
+    In a packed crowd the detector, seeing the whole frame at once, finds few of the
+    people however large the input: shoulder to shoulder they form one texture. Cut
+    into overlapping square tiles, each enlarged, it sees a few people at a time, at
+    the size it was trained on. Tile detections (and, with ``full_frame``, the whole
+    frame's, which keep the large near people a tile would cut) are merged by
+    suppressing overlaps, also across tile seams. Coordinates are relative, like zones.
+    """
+
+    region: tuple[Unit, Unit, Unit, Unit] | None = Field(None, description="x0, y0, x1, y1 (0..1) of the part "
+                                                         "that is tiled: the zones' bounding box, or the far part "
+                                                         "of the view where people are small; absent: the frame.")
+    tile: float = Field(0.5, gt=0, le=1, description="Side of a square tile relative to the frame's short side.")
+    overlap: float = Field(0.25, ge=0, le=0.5, description="Share of a tile that its neighbour overlaps.")
+    scale: float = Field(1.5, ge=0.5, le=4, description="Enlargement of each tile before detection (its input "
+                         "is scale x the tile's side in pixels).")
+    full_frame: bool = Field(True, description="Also detect the whole frame (at the camera's input_size) and merge.")
+    merge_ios: float = Field(0.6, gt=0, le=1, description="Two boxes are one person when the smaller lies this "
+                             "much inside the larger (a person cut at a tile's edge), or by the NMS overlap.")
+
+    @field_validator("region")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float, float, float] | None) -> tuple[float, float, float, float] | None:
+        if v is not None and not (v[0] < v[2] and v[1] < v[3]):
+            raise ValueError("must be x0, y0, x1, y1 with x0 < x1 and y0 < y1")
+        return v
+
+
 class CameraDetector(Strict):
     """Detector settings for one camera's view, over the site's (README: "Packed waiting areas").
 
@@ -114,6 +144,8 @@ class CameraDetector(Strict):
     confidence: float | None = Field(None, gt=0, lt=1, description="Score a detection needs (site default "
                                      "otherwise).")
     iou: float | None = Field(None, gt=0, lt=1, description="Overlap above which two boxes are one person (NMS).")
+    tiles: TileSettings | None = Field(None, description="Detect in overlapping enlarged tiles (packed crowds); "
+                                       "absent: the whole frame at once, as without it.")
 
 
 class CountCorrection(Strict):

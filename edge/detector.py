@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -22,6 +23,9 @@ import onnxruntime as ort
 
 from edge.detections import Detections
 from models import DEFAULT_MODEL, ModelError, resolve_model, yolox
+
+if TYPE_CHECKING:
+    from calibration.site import TileSettings
 
 log = logging.getLogger(__name__)
 
@@ -300,8 +304,15 @@ class Detector:
         return Detections(xyxy.astype(np.float32), scores[picked])
 
     def __call__(self, frame: np.ndarray, input_size: int | None = None, confidence: float | None = None,
-                 iou: float | None = None) -> Detections:
-        """People in ``frame``; the keyword settings (a camera's, see CameraDetector) override the config."""
+                 iou: float | None = None, tiles: "TileSettings | dict | None" = None) -> Detections:
+        """People in ``frame``; the keyword settings (a camera's, see CameraDetector) override the config.
+
+        With ``tiles`` the frame is detected tile by tile and merged (edge/tiling.py).
+        """
+        if tiles is not None:
+            from edge.tiling import detect_tiled
+
+            return detect_tiled(self, frame, tiles, input_size, confidence, iou)
         blob, box = self.preprocess(frame, input_size)
         return self.postprocess(self.infer(blob), box, confidence, iou)
 
@@ -313,11 +324,17 @@ class Detector:
         is called, not what it sees.
         """
         settings = settings or [{} for _ in frames]
-        boxes = [self.letterbox(f, s.get("input_size")) for f, s in zip(frames, settings)]
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, box in enumerate(boxes):
-            groups.setdefault((box.input_height, box.input_width), []).append(i)
         found: list[Detections] = [Detections()] * len(frames)
+        whole = []  # frames detected whole; a tiled camera's frame is its own batch of tiles
+        for i, s in enumerate(settings):
+            if s.get("tiles") is not None:
+                found[i] = self(frames[i], **s)
+            else:
+                whole.append(i)
+        boxes = {i: self.letterbox(frames[i], settings[i].get("input_size")) for i in whole}
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, box in boxes.items():
+            groups.setdefault((box.input_height, box.input_width), []).append(i)
         for (in_h, in_w), members in groups.items():
             blob = np.empty((len(members), 3, in_h, in_w), np.float32)
             for row, i in enumerate(members):
