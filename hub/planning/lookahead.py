@@ -22,7 +22,7 @@ from calibration.site import Site
 from hub.planning import roster as roster_mod
 from hub.planning.forecast import DayModel, forecast_day, working_weekdays
 from hub.planning.history import (ARRIVAL_DAYS, SLOT_S, SLOTS_PER_DAY, STATS_DAYS, Arrivals, ServiceStats,
-                                  day_start, history_window, read_arrivals, read_stats, slot_of, slot_start)
+                                  day_start, history_window, read_site_history, slot_of, slot_start)
 from hub.planning.staffing import Pool, needed, pools
 
 log = logging.getLogger("hallgrid.planning")
@@ -49,8 +49,8 @@ def learn(site: Site, arrivals: Arrivals, stats: ServiceStats, day: date) -> His
 def read_history(storage, site: Site, day: date) -> History:
     """The site's history before ``day`` from storage (five weeks of arrivals, two of service times)."""
     tz = ZoneInfo(site.timezone)
-    arrivals = read_arrivals(storage, site.id, tz, *history_window(day, tz, ARRIVAL_DAYS))
-    stats = read_stats(storage, site.id, tz, *history_window(day, tz, STATS_DAYS), site.rules.service_time_prior_s)
+    arrivals, stats = read_site_history(storage, site.id, tz, history_window(day, tz, ARRIVAL_DAYS)[0],
+                                        *history_window(day, tz, STATS_DAYS), site.rules.service_time_prior_s)
     return learn(site, arrivals, stats, day)
 
 
