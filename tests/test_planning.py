@@ -167,8 +167,8 @@ def test_forecast_is_causal_and_follows_todays_level():
 
 
 def test_interval_covers_about_80_percent():
-    """Poisson and over-dispersed counts: the most probable run of counts with probability nearest 80 %. Below a
-    mean of about 0.25 even [0, 0] holds more than 80 %; at 0.3 it holds 74 % and [0, 1] 96 %: the nearer is [0, 0]."""
+    """Poisson and over-dispersed counts: the likeliest counts holding at most 80 % together. Below a mean of
+    about 0.22 even [0, 0] holds more than 80 % (and is the interval); at 0.3 it holds 74 %, [0, 1] 96 %."""
     rng = np.random.default_rng(5)
     for phi in (0.0, 0.1):
         for mean in (3.0, 8.0, 25.0):

@@ -20,14 +20,14 @@ far (Taylor 2008; Weinberg, Brown & Stroud 2007). So:
    half-life of ``LEVEL_HALF_LIFE_SLOTS`` (the last hours say most about the next). Each service's
    prior mean is the site's pooled level (small services are mostly noise). The level's pull fades
    with the horizon (``LEVEL_FADE_SLOTS``): tomorrow is the profile.
-3. **Predictive distribution**: negative binomial with variance ``(1 + noise) * (mean + phi * mean^2)``:
-   Poisson, plus what slots really vary by beyond it (``phi``, **measured per service** by running
-   this same forecaster over the history's recent working days, shrunk toward the site's pooled
-   value), all inflated by the profile's own sampling noise (``noise``, known from how many days it
-   averaged and how it was smoothed). The point forecast is the median (least absolute error); the plan
-   staffs for the mean. The 80 % interval is the most probable run of whole numbers whose probability
-   is nearest 80 % (a count is a whole number: plain quantiles round outward and cover far more than
-   80 % on small counts; below a mean of about 0.2 even ``[0, 0]`` holds more than 80 %).
+3. **Predictive distribution**: negative binomial with variance
+   ``mean * (1 + noise) + phi * (1 + noise_days) * mean^2``: Poisson, plus what slots really vary by
+   beyond it (``phi``, **measured per service** by running this same forecaster over the history's
+   recent working days, shrunk toward the site's pooled value), each inflated by the profile's own
+   sampling noise (known from how many days it averaged and how it was smoothed). The point forecast is the median (least absolute error); the plan
+   staffs for the mean. The 80 % interval is the likeliest whole numbers that hold at most 80 % together
+   (a count is a whole number: plain quantiles round outward and cover far more than 80 % on small
+   counts; below a mean of about 0.2 even ``[0, 0]`` holds more than 80 %, and is the interval).
 
 Everything is vectorised over services, slots and history days (numpy, ``scipy.signal.lfilter``,
 ``scipy.ndimage``, ``scipy.stats.nbinom``): the hub refreshes every site every few minutes and
@@ -120,40 +120,44 @@ def _pool(arrivals: Arrivals, day: date, working: set[int]) -> tuple[list[date],
 
 
 def profile(arrivals: Arrivals, services: list[str], day: date, working: set[int], width: float | None = None
-            ) -> tuple[np.ndarray, float, str]:
+            ) -> tuple[np.ndarray, float, float, str]:
     """Expected arrivals per service (rows) and slot for ``day`` from days before it; the profile's own
-    sampling noise as a share of the variance of a day (``noise``: few days, more noise); and which
-    history it used. ``width``: the smoothing kernel's, else chosen by cross-validation on the pool."""
+    sampling noise (few days, more noise) as shares of a day's variance: of its Poisson part (``noise``,
+    which smoothing over neighbouring slots reduces) and of how days really differ (``noise_days``, which
+    it does not: a busy half hour spans neighbouring slots); and which history it used. ``width``: the
+    smoothing kernel's, else chosen by cross-validation on the pool."""
     pool, full_day = _pool(arrivals, day, working)
     if not pool:
-        return np.zeros((len(services), SLOTS_PER_DAY)), 0.0, "none"
+        return np.zeros((len(services), SLOTS_PER_DAY)), 0.0, 0.0, "none"
     hist = stack(arrivals, services, pool)
     width = choose_width(hist) if width is None else width
     k = kernel(width)
     if not full_day:
-        return smooth(hist.mean(axis=0), width), float((k ** 2).sum()) / len(pool), "same weekday"
+        return (smooth(hist.mean(axis=0), width), float((k ** 2).sum()) / len(pool), 1.0 / len(pool),
+                "same weekday")
     same = np.array([d.weekday() == day.weekday() for d in pool])
     n_same, w = int(same.sum()), SAME_WEEKDAY_WEIGHT
     weights = (same + w / len(pool)) / (n_same + w)       # each day's weight in the blended mean
     out = smooth(np.tensordot(weights, hist, axes=1), width)
-    noise = float((k ** 2).sum() * (weights ** 2).sum())  # variance of the weighted, smoothed mean per day's
+    days_noise = float((weights ** 2).sum())             # variance of the weighted mean per day's
     source = ("previous working day" if len(pool) == 1 else
               "all working days" if not n_same else "same weekday and all working days")
-    return out, noise, source
+    return out, float((k ** 2).sum()) * days_noise, days_noise, source
 
 
-def levels(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
+def levels(observed: np.ndarray, expected: np.ndarray, half_life: float = LEVEL_HALF_LIFE_SLOTS,
+           pseudo: float = LEVEL_PSEUDO_COUNT) -> np.ndarray:
     """Posterior mean of today's level per service after each completed slot: ``out[..., k]`` uses slots
     ``< k`` (``out[..., 0]`` is the prior, 1).
 
     ``observed`` and ``expected`` are (..., services, slots); the discounted sums of counts and of
     profile expectations are the gamma posterior's shape and rate (less the prior), carried with one
     linear filter per array; each service's prior mean is the site's pooled level."""
-    decay = 0.5 ** (1.0 / LEVEL_HALF_LIFE_SLOTS)
+    decay = 0.5 ** (1.0 / half_life)
     o = signal.lfilter([1.0], [1.0, -decay], observed, axis=-1)
     e = signal.lfilter([1.0], [1.0, -decay], expected, axis=-1)
-    site = (o.sum(axis=-2, keepdims=True) + LEVEL_PSEUDO_COUNT) / (e.sum(axis=-2, keepdims=True) + LEVEL_PSEUDO_COUNT)
-    lv = (o + LEVEL_PSEUDO_COUNT * site) / (e + LEVEL_PSEUDO_COUNT)
+    site = (o.sum(axis=-2, keepdims=True) + pseudo) / (e.sum(axis=-2, keepdims=True) + pseudo)
+    lv = (o + pseudo * site) / (e + pseudo)
     return np.concatenate([np.ones(lv.shape[:-1] + (1,)), lv], axis=-1)
 
 
@@ -162,30 +166,51 @@ def fade(level: np.ndarray | float, horizon_slots: np.ndarray | float) -> np.nda
     return 1.0 + (np.asarray(level) - 1.0) * 0.5 ** (np.asarray(horizon_slots) / LEVEL_FADE_SLOTS)
 
 
-def dispersion(arrivals: Arrivals, services: list[str], day: date, working: set[int], horizon_slots: int,
-               width: float | None = None) -> np.ndarray:
-    """Over-dispersion ``phi`` per service of this forecaster's own misses at ``horizon_slots`` ahead on the
-    recent working days before ``day``: a count's variance is ``(1 + noise) * (mean + phi * mean^2)``,
-    so each miss is divided by its profile's ``1 + noise`` (a profile that learned from one day misses more
-    than one that learned from twenty; that is put back for the day forecast). Each service's moment
-    estimate is shrunk toward the site's pooled one, and that toward ``DISPERSION_PRIOR``."""
+@dataclass(frozen=True)
+class Backtest:
+    """The forecaster's profiles of the recent working days before a day, each from the days before it, with
+    what was counted: (days, services, slots) arrays and each profile's noises (``profile``)."""
+
+    profile: np.ndarray
+    observed: np.ndarray
+    noise: np.ndarray
+    noise_days: np.ndarray
+
+
+def backtest(arrivals: Arrivals, services: list[str], day: date, working: set[int], width: float | None = None
+             ) -> Backtest | None:
     past = [d for d in sorted(arrivals.days) if d < day and d.weekday() in working][-DISPERSION_DAYS:]
-    profs, obs, noises = [], [], []
-    for d in past:
-        prof, noise, source = profile(arrivals, services, d, working, width)
-        if source != "none":
-            profs.append(prof)
-            obs.append(stack(arrivals, services, [d])[0])
-            noises.append(noise)
-    prior = DISPERSION_PRIOR * DISPERSION_PRIOR_WEIGHT
-    if not profs:
-        return np.full(len(services), DISPERSION_PRIOR)
-    prof, y = np.array(profs), np.array(obs)                       # (days, services, slots)
-    lv = levels(y, prof)                                           # lv[..., k]: level known at the start of k
+    runs = [(profile(arrivals, services, d, working, width), d) for d in past]
+    runs = [(r, d) for r, d in runs if r[3] != "none"]
+    if not runs:
+        return None
+    return Backtest(np.array([r[0] for r, _ in runs]), stack(arrivals, services, [d for _, d in runs]),
+                    np.array([r[1] for r, _ in runs]), np.array([r[2] for r, _ in runs]))
+
+
+def _means(bt: Backtest, horizon_slots: int, half_life: float, pseudo: float) -> np.ndarray:
+    lv = levels(bt.observed, bt.profile, half_life, pseudo)       # lv[..., k]: level known at the start of k
     known = np.clip(np.arange(SLOTS_PER_DAY) - horizon_slots, 0, None)
-    mu = prof * fade(lv[..., known], horizon_slots)
-    excess = ((y - mu) ** 2 / (1.0 + np.array(noises))[:, None, None] - mu).sum(axis=(0, 2))
-    mu2 = (mu ** 2).sum(axis=(0, 2))
+    return bt.profile * fade(lv[..., known], horizon_slots)
+
+
+def dispersion(arrivals: Arrivals, services: list[str], day: date, working: set[int], horizon_slots: int,
+               width: float | None = None, level: tuple[float, float] | None = None,
+               bt: Backtest | None = None) -> np.ndarray:
+    """Over-dispersion ``phi`` per service of this forecaster's own misses at ``horizon_slots`` ahead on the
+    recent working days before ``day``: a count's variance is ``mean * (1 + noise) + phi * mean^2 *
+    (1 + noise_days)`` (``profile``), so each day's squared misses are weighed against its own profile's noise
+    (a profile that learned from one day misses more than one that learned from twenty; the forecast's own
+    noise is put back for the day forecast). Each service's moment
+    estimate is shrunk toward the site's pooled one, and that toward ``DISPERSION_PRIOR``."""
+    bt = backtest(arrivals, services, day, working, width) if bt is None else bt
+    prior = DISPERSION_PRIOR * DISPERSION_PRIOR_WEIGHT
+    if bt is None:
+        return np.full(len(services), DISPERSION_PRIOR)
+    y = bt.observed
+    mu = _means(bt, horizon_slots, *(level or (LEVEL_HALF_LIFE_SLOTS, LEVEL_PSEUDO_COUNT)))
+    excess = ((y - mu) ** 2 - mu * (1.0 + bt.noise)[:, None, None]).sum(axis=(0, 2))
+    mu2 = (mu ** 2 * (1.0 + bt.noise_days)[:, None, None]).sum(axis=(0, 2))
     pooled = max(0.0, (excess.sum() + prior) / (mu2.sum() + DISPERSION_PRIOR_WEIGHT))
     return np.maximum(0.0, (excess + pooled * DISPERSION_PRIOR_WEIGHT) / (mu2 + DISPERSION_PRIOR_WEIGHT))
 
@@ -212,28 +237,32 @@ class Predictive:
         return self.ppf(0.5)
 
 
-def predictive(mean: np.ndarray, phi: np.ndarray | float, noise: float) -> Predictive:
-    """Negative binomial with variance ``(1 + noise) * (mean + phi * mean^2)`` (``phi`` per row or one)."""
+def predictive(mean: np.ndarray, phi: np.ndarray | float, noise: float, noise_days: float = 0.0) -> Predictive:
+    """Negative binomial with variance ``mean * (1 + noise) + phi * (1 + noise_days) * mean^2`` (``phi`` per
+    row or one; the noises are the profile's, ``profile``)."""
     mean = np.maximum(np.asarray(mean, dtype=float), 1e-9)
     phi = np.asarray(phi, dtype=float)
     if phi.ndim == 1 and mean.ndim == 2:
         phi = phi[:, None]
-    extra = np.maximum(noise / mean + (1.0 + noise) * phi, 1e-9)   # var = mean + extra * mean^2
+    extra = np.maximum(noise / mean + (1.0 + noise_days) * phi, 1e-9)   # var = mean + extra * mean^2
     r = 1.0 / extra
     return Predictive(np.broadcast_to(r, mean.shape), r / (r + mean))
 
 
 def interval(dist: Predictive, coverage: float = COVERAGE) -> tuple[np.ndarray, np.ndarray]:
-    """The most probable run of whole numbers whose total probability is nearest ``coverage``: grown from the
-    mode by the likelier neighbour (for a unimodal count the shortest such interval). On small counts
-    the usual equal-tailed quantiles round outward and cover far more than asked."""
+    """The 80 % interval of whole-number counts: the likeliest counts, as many as hold at most ``coverage``
+    together (at least the likeliest one), from the lowest to the highest of them (for a unimodal count,
+    one run). A set of whole numbers seldom holds exactly 80 %: taking the nearest set, or the usual
+    equal-tailed quantiles (which round outward), claims more on average and covers far more than 80 %
+    on small counts; where even the likeliest count alone holds more (a mean under about 0.2: [0, 0]),
+    that count is the interval, so small services still cover more than 80 %."""
     shape = np.shape(dist.p)
     top = int(np.max(dist.ppf(0.9999), initial=0)) + 2
     ks = np.arange(top + 1).reshape((-1,) + (1,) * len(shape))
     pmf = dist.pmf(ks)                                           # (counts, ...) over every slot at once
     order = np.argsort(-pmf, axis=0, kind="stable")
     cum = np.cumsum(np.take_along_axis(pmf, order, axis=0), axis=0)
-    n_in = np.argmin(np.abs(cum - coverage), axis=0)             # how many of the likeliest counts to take
+    n_in = np.maximum((cum <= coverage + 1e-12).sum(axis=0) - 1, 0)   # index of the last count taken
     rank = np.argsort(order, axis=0)                             # each count's place in that order
     inside = rank <= n_in[None]
     lo = np.where(inside, ks, top).min(axis=0)
@@ -254,14 +283,18 @@ class DayModel:
     phi_day_ahead: np.ndarray
     working: set[int] = field(default_factory=set)
     width: float = DEFAULT_WIDTH         # the smoothing kernel's, chosen on the history
+    noise_days: float = 0.0
+    level: tuple[float, float] = (LEVEL_HALF_LIFE_SLOTS, LEVEL_PSEUDO_COUNT)   # half-life, pseudo count
 
     @classmethod
     def build(cls, arrivals: Arrivals, services: list[str], day: date, working: set[int]) -> "DayModel":
         pool, _ = _pool(arrivals, day, working)
         width = choose_width(stack(arrivals, services, pool)) if pool else DEFAULT_WIDTH
-        prof, noise, source = profile(arrivals, services, day, working, width)
-        return cls(day, services, prof, noise, source, dispersion(arrivals, services, day, working, 2, width),
-                   dispersion(arrivals, services, day, working, SLOTS_PER_DAY, width), working, width)
+        prof, noise, noise_days, source = profile(arrivals, services, day, working, width)
+        bt = backtest(arrivals, services, day, working, width)
+        return cls(day, services, prof, noise, source, dispersion(arrivals, services, day, working, 2, width, bt=bt),
+                   dispersion(arrivals, services, day, working, SLOTS_PER_DAY, width, bt=bt), working, width,
+                   noise_days)
 
 
 @dataclass
@@ -284,14 +317,14 @@ def forecast_day(model: DayModel, today_counts: np.ndarray, completed: int) -> l
 
     ``today_counts`` (services, slots) holds the day's arrivals so far; only slots ``< completed`` are read,
     and they are "forecast" as they were counted."""
-    lv = levels(today_counts[:, :completed], model.profile[:, :completed])[:, -1] if completed else \
+    lv = levels(today_counts[:, :completed], model.profile[:, :completed], *model.level)[:, -1] if completed else \
         np.ones(len(model.services))
     start = completed
     horizon = np.arange(SLOTS_PER_DAY) - completed
     mean = model.profile * fade(lv[:, None], np.maximum(horizon, 0)[None, :])
     phi = model.phi_intraday if completed else model.phi_day_ahead
     mean[:, :start] = today_counts[:, :start]
-    dist = predictive(mean, phi, model.noise)             # every service at once: one scipy call each
+    dist = predictive(mean, phi, model.noise, model.noise_days)     # every service at once: one scipy call each
     med = dist.median()
     lo, hi = interval(dist)
     med[:, :start] = lo[:, :start] = hi[:, :start] = mean[:, :start]

@@ -275,16 +275,18 @@ def read_site_history(storage, site: str, tz: ZoneInfo, arrivals_since: float, s
     with storage.engine.connect() as conn:
         counted = conn.execute(older).all() if split > arrivals_since else []
         recent = conn.execute(_stats_query(site, min(split, stats_since), until)).all()
-    ts_a = [b * float(SLOT_S) for _, b, _ in counted]
-    svc_a = [s or "" for s, _, _ in counted]
-    w_a = [float(n) for _, _, n in counted]
-    for ts, kind, _, s in recent:
-        if kind == "issued" and ts >= arrivals_since:
-            ts_a.append(ts)
-            svc_a.append(s or "")
-            w_a.append(1.0)
-    arrivals = _fold_arrivals(tz, np.array(ts_a, dtype=float), np.array(svc_a), np.array(w_a))
-    return arrivals, _stats_of([r for r in recent if r[0] >= stats_since], tz, prior_s)
+    cols = [np.array(c, dtype=object) for c in zip(*recent)] if recent else [np.zeros(0, dtype=object)] * 4
+    ts, kinds, tickets, services = np.asarray(cols[0], dtype=float), cols[1].astype(str), cols[2], cols[3]
+    new = (kinds == "issued") & (ts >= arrivals_since)
+    old = np.array(counted, dtype=object).reshape(-1, 3)
+    arrivals = _fold_arrivals(
+        tz, np.concatenate([old[:, 1].astype(float) * SLOT_S, ts[new]]),
+        np.array([x or "" for x in np.concatenate([old[:, 0], services[new]])]),
+        np.concatenate([old[:, 2].astype(float), np.ones(int(new.sum()))]))
+    keep = ts >= stats_since
+    stats = (fold_stats_arrays(ts[keep], kinds[keep], tickets[keep], services[keep], tz, prior_s) if keep.any()
+             else ServiceStats({}, {}, {}))
+    return arrivals, stats
 
 
 def history_window(day: date, tz: ZoneInfo, days: int) -> tuple[float, float]:
