@@ -24,8 +24,8 @@ far (Taylor 2008; Weinberg, Brown & Stroud 2007). So:
    ``mean * (1 + noise) + phi * (1 + noise_days) * mean^2``: Poisson, plus what slots really vary by
    beyond it (``phi``, **measured per service** by running this same forecaster over the history's
    recent working days, shrunk toward the site's pooled value), each inflated by the profile's own
-   sampling noise (known from how many days it averaged and how it was smoothed). The point forecast is the median (least absolute error); the plan
-   staffs for the mean. The 80 % interval is the likeliest whole numbers that hold at most 80 % together
+   sampling noise (known from how many days it averaged and how it was smoothed). The point forecast
+   is the median (least absolute error); the plan staffs for the mean. The 80 % interval is the likeliest whole numbers that hold at most 80 % together
    (a count is a whole number: plain quantiles round outward and cover far more than 80 % on small
    counts; below a mean of about 0.2 even ``[0, 0]`` holds more than 80 %, and is the interval).
 

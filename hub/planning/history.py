@@ -164,8 +164,8 @@ def fold_stats(rows: Iterable[tuple[float, str, str, str]], tz: ZoneInfo, prior_
     if not rows:
         return ServiceStats({}, {}, {})
     ts, kinds, tickets, services = zip(*rows)
-    return fold_stats_arrays(np.array(ts, dtype=float), np.array(kinds), np.array(tickets), np.array(services, dtype=object),
-                             tz, prior_s)
+    return fold_stats_arrays(np.array(ts, dtype=float), np.array(kinds), np.array(tickets),
+                             np.array(services, dtype=object), tz, prior_s)
 
 
 class slot_bucket(FunctionElement):
@@ -278,7 +278,8 @@ def read_site_history(storage, site: str, tz: ZoneInfo, arrivals_since: float, s
     cols = [np.array(c, dtype=object) for c in zip(*recent)] if recent else [np.zeros(0, dtype=object)] * 4
     ts, kinds, tickets, services = np.asarray(cols[0], dtype=float), cols[1].astype(str), cols[2], cols[3]
     new = (kinds == "issued") & (ts >= arrivals_since)
-    old = np.array(counted, dtype=object).reshape(-1, 3)
+    # columns through zip: numpy handed SQLAlchemy rows probes each for array attributes (slow failures)
+    old = np.array(list(zip(*counted)), dtype=object).T if counted else np.zeros((0, 3), dtype=object)
     arrivals = _fold_arrivals(
         tz, np.concatenate([old[:, 1].astype(float) * SLOT_S, ts[new]]),
         np.array([x or "" for x in np.concatenate([old[:, 0], services[new]])]),
