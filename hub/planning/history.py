@@ -8,13 +8,15 @@ database-specific date functions. Slots are 15 minutes of site-local wall-clock 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
 import numpy as np
+from sqlalchemy import Integer
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
 
 SLOT_S = 900
 SLOTS_PER_DAY = 96
@@ -94,40 +96,119 @@ class ServiceStats:
     samples: dict[str, int]
 
 
-def fold_stats(rows: Iterable[tuple[float, str, str, str]], tz: ZoneInfo, prior_s: float) -> ServiceStats:
-    """Service times and abandonment from (ts, kind, ticket, service) rows in time order.
+STATS_KINDS = ("issued", "called", "served", "no_show")
 
-    The abandonment rate is the maximum-likelihood rate of an exponential patience: no-shows divided by
-    the total time tickets spent waiting (served ones until called, no-shows until they left). Fewer
-    than 20 no-shows of a service: the site's pooled rate (a rare event is measured on all services)."""
-    issued: dict[tuple[int, str], tuple[float, str]] = {}
-    called: dict[tuple[int, str], tuple[float, str]] = {}
-    durations: dict[str, list[float]] = defaultdict(list)
-    waited: dict[str, float] = defaultdict(float)
-    left: dict[str, int] = defaultdict(int)
-    days = local_slots(np.array([r[0] for r in rows]), tz)[0] if rows else []
-    for (ts, kind, ticket, service), day in zip(rows, days):
-        key = (day, ticket)
-        if kind == "issued":
-            issued[key] = (ts, service)
-        elif kind == "called" and key in issued:
-            t0, svc = issued.pop(key)
-            waited[svc] += ts - t0
-            called[key] = (ts, svc)
-        elif kind == "served" and key in called:
-            t0, svc = called.pop(key)
-            if ts >= t0:
-                durations[svc].append(ts - t0)
-        elif kind == "no_show" and key in issued:
-            t0, svc = issued.pop(key)
-            waited[svc] += ts - t0
-            left[svc] += 1
-    services = set(durations) | set(waited)
-    pooled = sum(left.values()) / sum(waited.values()) if sum(waited.values()) > 0 else 0.0
+
+def _first(key: np.ndarray, mask: np.ndarray, n: int, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per key 0..n-1, the time and row of its first row under ``mask`` (rows are in time order); NaN, -1 if none."""
+    rows = np.flatnonzero(mask)
+    keys, at = np.unique(key[rows], return_index=True)
+    t = np.full(n, np.nan)
+    r = np.full(n, -1)
+    t[keys] = ts[rows[at]]
+    r[keys] = rows[at]
+    return t, r
+
+
+def fold_stats_arrays(ts: np.ndarray, kinds: np.ndarray, tickets: np.ndarray, services: np.ndarray, tz: ZoneInfo,
+                      prior_s: float) -> ServiceStats:
+    """Service times and abandonment from rows in time order, as arrays (``services`` read on issued rows).
+
+    A ticket number names one visit per local day: its first issue, the first call after it, the first
+    served after that call, a no-show before any call. The abandonment rate is the maximum-likelihood rate
+    of an exponential patience: no-shows divided by the total time tickets spent waiting (served ones
+    until called, no-shows until they left). Fewer than 20 no-shows of a service: the site's pooled rate
+    (a rare event is measured on all services). Vectorised: a site's two weeks are tens of thousands of
+    rows, and the hub reads every site's at the start of a day."""
+    ts = np.asarray(ts, dtype=float)
+    if ts.size == 0:
+        return ServiceStats({}, {}, {})
+    kinds = np.asarray(kinds).astype(str)
+    days = local_slots(ts, tz)[0]
+    tid = np.unique(np.asarray(tickets).astype(str), return_inverse=True)[1].reshape(-1)
+    key_of = np.unique(days.astype(np.int64) * (int(tid.max()) + 1) + tid, return_inverse=True)[1].reshape(-1)
+    n = int(key_of.max()) + 1
+    t_iss, r_iss = _first(key_of, kinds == "issued", n, ts)
+    after = ts >= np.nan_to_num(t_iss, nan=np.inf)[key_of]            # rows at or after the ticket's issue
+    t_call, _ = _first(key_of, (kinds == "called") & after, n, ts)
+    served_after = ts >= np.nan_to_num(t_call, nan=np.inf)[key_of]
+    t_served, _ = _first(key_of, (kinds == "served") & served_after, n, ts)
+    t_gone, _ = _first(key_of, (kinds == "no_show") & after, n, ts)
+    svc_all = np.asarray(services, dtype=object)
+    has = r_iss >= 0
+    names = sorted({str(x) for x in svc_all[r_iss[has]]})
+    index = {s: i for i, s in enumerate(names)}
+    svc = np.full(n, -1)
+    svc[has] = [index[str(x)] for x in svc_all[r_iss[has]]]
+    called = has & ~np.isnan(t_call)
+    left = has & ~np.isnan(t_gone) & (np.isnan(t_call) | (t_gone < t_call))
+    called &= ~left
+    served = called & ~np.isnan(t_served)
+    m = len(names)
+    waited = (np.bincount(svc[called], t_call[called] - t_iss[called], minlength=m)
+              + np.bincount(svc[left], t_gone[left] - t_iss[left], minlength=m))
+    n_left = np.bincount(svc[left], minlength=m)
+    n_served = np.bincount(svc[served], minlength=m)
+    busy = np.bincount(svc[served], t_served[served] - t_call[served], minlength=m)
+    pooled = float(n_left.sum() / waited.sum()) if waited.sum() > 0 else 0.0
+    active = [i for i in range(m) if n_served[i] or waited[i] > 0 or n_left[i] or called[svc == i].any()]
     return ServiceStats(
-        {s: float(np.mean(durations[s])) if len(durations[s]) >= 5 else prior_s for s in services},
-        {s: (left[s] / waited[s] if left[s] >= 20 and waited[s] > 0 else pooled) for s in services},
-        {s: len(durations[s]) for s in services})
+        {names[i]: float(busy[i] / n_served[i]) if n_served[i] >= 5 else prior_s for i in active},
+        {names[i]: (float(n_left[i] / waited[i]) if n_left[i] >= 20 and waited[i] > 0 else pooled) for i in active},
+        {names[i]: int(n_served[i]) for i in active})
+
+
+def fold_stats(rows: Iterable[tuple[float, str, str, str]], tz: ZoneInfo, prior_s: float) -> ServiceStats:
+    """``fold_stats_arrays`` of (ts, kind, ticket, service) rows in time order."""
+    rows = list(rows)
+    if not rows:
+        return ServiceStats({}, {}, {})
+    ts, kinds, tickets, services = zip(*rows)
+    return fold_stats_arrays(np.array(ts, dtype=float), np.array(kinds), np.array(tickets),
+                             np.array(services, dtype=object), tz, prior_s)
+
+
+class slot_bucket(FunctionElement):
+    """``floor(ts / 900)``, the UTC quarter hour of an epoch time, rendered per database: SQLite's CAST truncates,
+    which is the floor for the (positive) epoch times stored; PostgreSQL's rounds, so FLOOR there."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(slot_bucket)
+def _bucket_default(element, compiler, **kw):
+    return f"CAST(FLOOR({compiler.process(element.clauses, **kw)} / {SLOT_S}) AS BIGINT)"
+
+
+@compiles(slot_bucket, "sqlite")
+def _bucket_sqlite(element, compiler, **kw):
+    return f"CAST({compiler.process(element.clauses, **kw)} / {SLOT_S} AS INTEGER)"
+
+
+def _fold_arrivals(tz: ZoneInfo, ts: np.ndarray, services: np.ndarray, weights: np.ndarray) -> Arrivals:
+    """Arrivals from instants (or quarter-hour starts) with a service and a count each, folded with numpy."""
+    out = Arrivals(tz)
+    if ts.size == 0:
+        return out
+    days, slots = local_slots(ts, tz)
+    names, svc = np.unique(services.astype(str), return_inverse=True)
+    dnames, didx = np.unique(days, return_inverse=True)
+    grid = np.zeros((len(names), len(dnames), SLOTS_PER_DAY))
+    np.add.at(grid, (svc.reshape(-1), didx.reshape(-1), slots), weights)
+    seen = np.zeros((len(names), len(dnames)), dtype=bool)
+    seen[svc.reshape(-1), didx.reshape(-1)] = True
+    for d in dnames:
+        out.days.add(date.fromordinal(int(d)))
+    for i, s in enumerate(names):
+        out.counts[str(s)] = {date.fromordinal(int(d)): grid[i, j] for j, d in enumerate(dnames) if seen[i, j]}
+    return out
+
+
+def _service_expr():
+    from hub.storage import ticket_events as te
+
+    return te.c.event["service"].as_string()
 
 
 def read_arrivals(storage, site: str, tz: ZoneInfo, since: float, until: float) -> Arrivals:
@@ -139,38 +220,74 @@ def read_arrivals(storage, site: str, tz: ZoneInfo, since: float, until: float) 
 
     from hub.storage import ticket_events as te
 
-    q = (select(te.c.ts, te.c.event["service"].as_string())
+    q = (select(te.c.ts, _service_expr())
          .where(te.c.site == site, te.c.ts >= since, te.c.ts < until, te.c.kind == "issued"))
     with storage.engine.connect() as conn:
         rows = conn.execute(q).all()
-    out = Arrivals(tz)
     if not rows:
-        return out
-    ts = np.array([r[0] for r in rows])
-    services = np.array([r[1] or "" for r in rows])
-    days, slots = local_slots(ts, tz)
-    for d in np.unique(days):
-        out.days.add(date.fromordinal(int(d)))
-    for s in np.unique(services):
-        m = services == s
-        for d in np.unique(days[m]):
-            sel = m & (days == d)
-            out.counts.setdefault(str(s), {})[date.fromordinal(int(d))] = np.bincount(
-                slots[sel], minlength=SLOTS_PER_DAY)[:SLOTS_PER_DAY].astype(float)
-    return out
+        return Arrivals(tz)
+    ts, services = zip(*rows)
+    return _fold_arrivals(tz, np.array(ts, dtype=float), np.array([s or "" for s in services]), np.ones(len(ts)))
 
 
-def read_stats(storage, site: str, tz: ZoneInfo, since: float, until: float, prior_s: float) -> ServiceStats:
-    from sqlalchemy import select
+def _stats_query(site: str, since: float, until: float):
+    from sqlalchemy import case, select
 
     from hub.storage import ticket_events as te
 
-    q = (select(te.c.ts, te.c.kind, te.c.ticket, te.c.event["service"].as_string())
-         .where(te.c.site == site, te.c.ts >= since, te.c.ts < until,
-                te.c.kind.in_(("issued", "called", "served", "no_show"))).order_by(te.c.ts))
+    return (select(te.c.ts, te.c.kind, te.c.ticket, case((te.c.kind == "issued", _service_expr()), else_=None))
+            .where(te.c.site == site, te.c.ts >= since, te.c.ts < until, te.c.kind.in_(STATS_KINDS))
+            .order_by(te.c.ts))
+
+
+def _stats_of(rows, tz: ZoneInfo, prior_s: float) -> ServiceStats:
+    if not rows:
+        return ServiceStats({}, {}, {})
+    ts, kinds, tickets, services = zip(*rows)
+    return fold_stats_arrays(np.array(ts, dtype=float), np.array(kinds), np.array(tickets),
+                             np.array(services, dtype=object), tz, prior_s)
+
+
+def read_stats(storage, site: str, tz: ZoneInfo, since: float, until: float, prior_s: float) -> ServiceStats:
+    """Service times and abandonment of ``site`` from its ticket events with ``since <= ts < until``
+    (the service is read from the JSON of issued rows only)."""
     with storage.engine.connect() as conn:
-        rows = conn.execute(q).all()
-    return fold_stats(rows, tz, prior_s)
+        rows = conn.execute(_stats_query(site, since, until)).all()
+    return _stats_of(rows, tz, prior_s)
+
+
+def read_site_history(storage, site: str, tz: ZoneInfo, arrivals_since: float, stats_since: float, until: float,
+                      prior_s: float) -> tuple[Arrivals, ServiceStats]:
+    """``read_arrivals`` from ``arrivals_since`` and ``read_stats`` from ``stats_since`` in two queries that read
+    each stored row once: the older issued tickets counted per quarter hour by the database, the recent
+    events (which the statistics need one by one) once for both. The hub does this for every site at the
+    start of each day. Quarter hours in UTC are quarter hours of local time (every zone's offset is a
+    whole number of quarter hours)."""
+    from sqlalchemy import func, select
+
+    from hub.storage import ticket_events as te
+
+    split = min(max(stats_since, arrivals_since), until)
+    svc, bucket = _service_expr(), slot_bucket(te.c.ts)
+    older = (select(svc, bucket, func.count())
+             .where(te.c.site == site, te.c.ts >= arrivals_since, te.c.ts < split, te.c.kind == "issued")
+             .group_by(svc, bucket))
+    with storage.engine.connect() as conn:
+        counted = conn.execute(older).all() if split > arrivals_since else []
+        recent = conn.execute(_stats_query(site, min(split, stats_since), until)).all()
+    cols = [np.array(c, dtype=object) for c in zip(*recent)] if recent else [np.zeros(0, dtype=object)] * 4
+    ts, kinds, tickets, services = np.asarray(cols[0], dtype=float), cols[1].astype(str), cols[2], cols[3]
+    new = (kinds == "issued") & (ts >= arrivals_since)
+    # columns through zip: numpy handed SQLAlchemy rows probes each for array attributes (slow failures)
+    old = np.array(list(zip(*counted)), dtype=object).T if counted else np.zeros((0, 3), dtype=object)
+    arrivals = _fold_arrivals(
+        tz, np.concatenate([old[:, 1].astype(float) * SLOT_S, ts[new]]),
+        np.array([x or "" for x in np.concatenate([old[:, 0], services[new]])]),
+        np.concatenate([old[:, 2].astype(float), np.ones(int(new.sum()))]))
+    keep = ts >= stats_since
+    stats = (fold_stats_arrays(ts[keep], kinds[keep], tickets[keep], services[keep], tz, prior_s) if keep.any()
+             else ServiceStats({}, {}, {}))
+    return arrivals, stats
 
 
 def history_window(day: date, tz: ZoneInfo, days: int) -> tuple[float, float]:

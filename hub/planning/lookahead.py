@@ -11,22 +11,25 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
+from sqlalchemy.pool import StaticPool
 
 from calibration.site import Site
 
 from hub.planning import roster as roster_mod
 from hub.planning.forecast import DayModel, forecast_day, working_weekdays
 from hub.planning.history import (ARRIVAL_DAYS, SLOT_S, SLOTS_PER_DAY, STATS_DAYS, Arrivals, ServiceStats,
-                                  day_start, history_window, read_arrivals, read_stats, slot_of, slot_start)
+                                  day_start, history_window, read_site_history, slot_of, slot_start)
 from hub.planning.staffing import Pool, needed, pools
 
 log = logging.getLogger("hallgrid.planning")
 BOARD_S = 7200.0          # the board shows the next two hours
+HISTORY_READERS = 2       # sites whose history is read at once (the hub's 2 cores)
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,8 @@ def learn(site: Site, arrivals: Arrivals, stats: ServiceStats, day: date) -> His
 def read_history(storage, site: Site, day: date) -> History:
     """The site's history before ``day`` from storage (five weeks of arrivals, two of service times)."""
     tz = ZoneInfo(site.timezone)
-    arrivals = read_arrivals(storage, site.id, tz, *history_window(day, tz, ARRIVAL_DAYS))
-    stats = read_stats(storage, site.id, tz, *history_window(day, tz, STATS_DAYS), site.rules.service_time_prior_s)
+    arrivals, stats = read_site_history(storage, site.id, tz, history_window(day, tz, ARRIVAL_DAYS)[0],
+                                        *history_window(day, tz, STATS_DAYS), site.rules.service_time_prior_s)
     return learn(site, arrivals, stats, day)
 
 
@@ -138,11 +141,39 @@ class Lookahead:
 
     def refresh(self, now: float | None = None) -> None:
         now = self.hub.clock.now() if now is None else now
+        self._read_histories(now)
         for sid, st in list(self.hub.sites.items()):
             try:
                 self._refresh_site(sid, st, now)
             except Exception:        # one site's bad history must not stop the others' forecasts
                 log.exception("forecast refresh of site %s failed", sid)
+
+    def _read_histories(self, now: float) -> None:
+        """The history of every site whose day has changed (all of them at start-up and after midnight), read
+        ``HISTORY_READERS`` sites at a time: the database does the work in C (SQLite) or in its own process
+        (PostgreSQL) with Python's lock released, so two readers use two cores. Not for an in-memory SQLite
+        database, which is one connection."""
+        todo = []
+        for sid, st in list(self.hub.sites.items()):
+            day = slot_of(now, ZoneInfo(st.site.timezone))[0]
+            hist = self._history.get(sid)
+            if hist is None or hist.day != day:
+                todo.append((sid, st.site, day))
+        if len(todo) < 2 or isinstance(self.hub.storage.engine.pool, StaticPool):
+            return                                   # _refresh_site reads it
+
+        def read(item):
+            sid, site, day = item
+            try:
+                return sid, read_history(self.hub.storage, site, day)
+            except Exception:                        # one site's bad history must not stop the others'
+                log.exception("history of site %s could not be read", sid)
+                return sid, None
+
+        with ThreadPoolExecutor(HISTORY_READERS, thread_name_prefix="hub-history") as pool:
+            for sid, hist in pool.map(read, todo):
+                if hist is not None:
+                    self._history[sid] = hist
 
     def _refresh_site(self, sid: str, st, now: float) -> None:
         site = st.site
