@@ -70,7 +70,7 @@ class Hub:
         self.trainers: dict[str, Trainer] = {}      # per site, made by _restore
         self.stats: collections.Counter[str] = collections.Counter()
         self.drops: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
-        self._occ_rows: list[dict[str, Any]] = []
+        self._occ_rows: list[tuple] = []          # hub.ingest.store.COLUMNS, written in batches
         self._occ_writer = OccupancyWriter(storage)
         self._zone_sent: dict[tuple[str, str], tuple[int, Any, float]] = {}   # last SSE zone event: count, raw, at
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = []
@@ -458,7 +458,7 @@ class Hub:
     def _flush(self) -> None:
         self._occ_writer.write(self._take_rows())
 
-    def _take_rows(self) -> list[dict[str, Any]]:
+    def _take_rows(self) -> list[tuple]:
         """The occupancy rows not yet written (under the lock); the caller writes them."""
         rows, self._occ_rows = self._occ_rows, []
         return rows

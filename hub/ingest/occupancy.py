@@ -51,7 +51,7 @@ def apply(hub: Hub, readings: list[Reading | tuple[str, str]]) -> list[bool]:
     rows; then the rules once per site for the zones whose count moved. Refusals are counted and logged and
     SSE events sent after the lock is let go."""
     taken: list[bool] = []
-    rows: list[dict] = []
+    rows: list[tuple] = []
     refused: list[tuple[str, str]] = []
     zone_events: list[dict] = []
     with hub.lock:
@@ -108,13 +108,14 @@ def _apply_one(hub: Hub, r: Reading, now: float, changed: dict[str, set[str]], z
                  "reset", site, msg.camera, msg.zone, msg.epoch, msg.seq)
     hub.stats["occupancy_ok"] += 1
     # stored at frame time: a backlog sent after a broker outage lands where it was counted
-    hub._occ_rows.append({"site": site, "camera": msg.camera, "zone": msg.zone, "ts": r.frame_ts,
-                          "count": msg.count, "raw": msg.raw, "seq": msg.seq})
+    hub._occ_rows.append((site, msg.camera, msg.zone, r.frame_ts, msg.count, msg.raw, msg.seq))   # store.COLUMNS
     if state.changed:
         zones = changed.get(site)
         if zones is None:
             changed[site] = zones = set()
         zones.add(msg.zone)
+    if not hub._subscribers:         # no board listening: nothing to send (one that comes reads the API first)
+        return True
     # an unchanged heartbeat tells the board little: send it only now and then (the board's sparkline fills
     # one bucket a minute from these), a change at once
     key = (site, msg.zone)

@@ -22,20 +22,25 @@ COLUMNS = ("site", "camera", "zone", "ts", "count", "raw", "seq")
 
 
 class OccupancyWriter:
-    """Writes batches of occupancy rows (dicts with ``COLUMNS``) to one storage."""
+    """Writes batches of occupancy rows (tuples in ``COLUMNS`` order) to one storage."""
 
     def __init__(self, storage: Storage):
         self.engine = storage.engine
         compiled = insert(occupancy).compile(dialect=self.engine.dialect, column_keys=list(COLUMNS))
         self.sql = str(compiled)
-        self.positional = bool(compiled.positional)
-        self.order = tuple(compiled.positiontup or ()) if self.positional else ()
+        # the dialect's own parameter style: positional (SQLite's ?) in the compiled order, else by name
+        self.order = tuple(COLUMNS.index(k) for k in compiled.positiontup) if compiled.positional else None
         self.shared_connection = isinstance(self.engine.pool, StaticPool)
 
-    def write(self, rows: list[dict[str, Any]]) -> None:
+    def write(self, rows: list[tuple]) -> None:
         """All rows in one transaction (all stored or none)."""
         if not rows:
             return
-        params: list = ([tuple(r[k] for k in self.order) for r in rows] if self.positional else rows)
+        if self.order is None:
+            params: list[Any] = [dict(zip(COLUMNS, r)) for r in rows]
+        elif self.order == tuple(range(len(COLUMNS))):
+            params = rows
+        else:
+            params = [tuple(r[i] for i in self.order) for r in rows]
         with self.engine.begin() as conn:
             conn.exec_driver_sql(self.sql, params)
