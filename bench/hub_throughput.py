@@ -1,24 +1,30 @@
 """Hub throughput: occupancy messages/s one hub ingests and fuses through a real Mosquitto on loopback.
 
-Numbers from one run, against one broker of its own on a free port:
+Numbers from one run, against one broker of its own on a free port; the machine may be shared, so the hub
+and the bare paho subscriber run interleaved, ``--repeat`` rounds, and each round's ratio is reported:
 
 1. ceilings: the broker's raw throughput with Mosquitto's own C clients (``mosquitto_pub -l``
    per zone topic -> ``mosquitto_sub -C``), and a bare paho subscriber that only counts
    (what any Python consumer can take at QoS 1), fed by the same C publishers;
-   plus the hub's own processing rate with no network (``Hub.handle`` in a loop);
-2. the hub's ingest+fuse rate through the broker, fed by the same C publishers (parse the contract, update state, evaluate the rules on every
-   message whose count changed, for the conditions that depend on its zone; batch-write the occupancy time series to SQLite), flooding as fast as possible;
-3. publish->alert latency at a paced 1000 msg/s: trigger messages flip a waiting zone over
+   plus the hub's own processing rate with no network (messages handed to its ingest worker);
+2. the hub's ingest+fuse rate through the broker, fed by the same C publishers (parse the contract, update
+   state, evaluate the rules once per site per ingest batch for the zones whose count changed, batch-write
+   the occupancy time series to SQLite), flooding as fast as possible;
+3. several hub processes on the machine, each serving a share of ``--sites`` sites (the ``--sites`` /
+   ``--shard`` way of README), against one hub process serving them all and against as many bare paho
+   processes, each subscribed to its share: the aggregate rate;
+4. publish->alert latency at a paced 1000 msg/s: trigger messages flip a waiting zone over
    and under its capacity; the latency is until a dashboard subscribed to the alert topic
    receives the alert change (p50/p99).
 
-Run: .venv/bin/python bench/hub_throughput.py [--messages 20000] [--seconds 10]
+Run: .venv/bin/python bench/hub_throughput.py [--messages 20000] [--repeat 3] [--processes 2] [--seconds 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -42,16 +48,20 @@ SQUARE = "[[0.0, 0.0], [0.1, 0.0], [0.1, 0.1], [0.0, 0.1]]"
 CAMERAS, ZONES = 4, 8     # 32 zones: a large hall
 
 
-def bench_site():
+def bench_site(site_id: str = "bench"):
     cams = []
     for c in range(CAMERAS):
         zones = "\n".join(f"      - {{id: z{c}-{z}, name: Zone {c}-{z}, type: {'waiting' if z else 'other'}, "
                           f"grid_cell: G{c}, capacity: 10, polygon: {SQUARE}}}" for z in range(ZONES))
         cams.append(f"  - id: cam{c}\n    source: rtsp://cam{c}\n    zones:\n{zones}")
-    text = (f"id: bench\nname: Bench hall\ncameras:\n" + "\n".join(cams) +
+    text = (f"id: {site_id}\nname: Bench hall\ncameras:\n" + "\n".join(cams) +
             "\nservices:\n  - {id: billing, waiting_zones: [z0-1]}\ncounters:\n  - {id: '1', services: [billing]}\n"
             "rules: {min_duration_s: 0, cooldown_s: 0, capacity_clear_ratio: 0.8}\n")
-    return parse_site(text, "bench.yaml")
+    return parse_site(text, f"{site_id}.yaml")
+
+
+def site_ids(n: int) -> list[str]:
+    return ["bench"] if n == 1 else [f"bench-{i}" for i in range(n)]
 
 
 def start_broker(workdir: Path) -> tuple[subprocess.Popen, int]:
@@ -83,12 +93,19 @@ def client(port: int, on_message=None) -> mqtt.Client:
     return c
 
 
-def messages(n: int, start_seq: int, count_of=lambda i: i % 3):
+TOPICS = 24     # zone topics of the feed (one C publisher each), spread over the sites
+
+
+def messages(n: int, start_seq: int, count_of=lambda i: i % 3, sites: list[str] | None = None):
+    """``n`` occupancy messages over ``TOPICS`` zones (z*-0/1 stay for triggers), spread over ``sites``."""
+    sites = sites or ["bench"]
     out = []
     for i in range(n):
-        cam, zone = (i // ZONES) % CAMERAS, 2 + i % (ZONES - 2)       # z*-0/1 stay for triggers
-        out.append((occupancy_topic("bench", f"cam{cam}", f"z{cam}-{zone}"),
-                    OccupancyMessage("bench", f"cam{cam}", f"z{cam}-{zone}", iso_ts(time.time()), count_of(i),
+        t = i % TOPICS
+        site, k = sites[t % len(sites)], t // len(sites)
+        cam, zone = k % CAMERAS, 2 + (k // CAMERAS) % (ZONES - 2)
+        out.append((occupancy_topic(site, f"cam{cam}", f"z{cam}-{zone}"),
+                    OccupancyMessage(site, f"cam{cam}", f"z{cam}-{zone}", iso_ts(time.time()), count_of(i),
                                      count_of(i), start_seq + i).to_json()))
     return out
 
@@ -153,23 +170,115 @@ def paho_ceiling(port: int, n: int, pubs: CPublishers) -> float:
     return got[0] / dt
 
 
-def processing_rate(batch: list[tuple[str, str]], workdir: Path) -> float:
-    """Hub.handle on the same messages with no network: the hub's own cost per message."""
-    hub = Hub([bench_site()], Storage(f"sqlite:///{workdir / 'offline.db'}"), evaluate_on_message=True)
-    encoded = [(t, p.encode()) for t, p in batch]
+def hub_flood(port: int, n: int, pubs: CPublishers, db: Path, sites: list[str]) -> tuple[float, int]:
+    """A fresh hub (its own database) takes the feed: messages/s until it has handled all ``n``."""
+    hub = Hub([bench_site(s) for s in sites], Storage(f"sqlite:///{db}"), mqtt_url=f"mqtt://127.0.0.1:{port}",
+              evaluate_on_message=True, client_id=f"bench-{db.stem}")
+    hub.start()
     t0 = time.perf_counter()
-    for topic, payload in encoded:
-        hub.handle(topic, payload)
+    procs = pubs.run()
+    while hub.stats["occupancy_ok"] < n and time.perf_counter() - t0 < 120:
+        time.sleep(0.002)
+    rate = hub.stats["occupancy_ok"] / (time.perf_counter() - t0)
+    evaluations = hub.stats["evaluations"]
+    for p in procs:
+        p.wait(30)
     hub.stop()
-    return len(encoded) / (time.perf_counter() - t0)
+    return rate, evaluations
+
+
+def processing_rate(batch: list[tuple[str, str]], workdir: Path) -> float:
+    """The hub's ingest on the same messages with no network: handed to its worker as paho would, drained."""
+    hub = Hub([bench_site()], Storage(f"sqlite:///{workdir / 'offline.db'}"), evaluate_on_message=True)
+
+    class Msg:
+        __slots__ = ("topic", "payload")
+
+        def __init__(self, topic, payload):
+            self.topic, self.payload = topic, payload
+
+    encoded = [Msg(t, p.encode()) for t, p in batch]
+    hub._ingest.start()
+    t0 = time.perf_counter()
+    for m in encoded:
+        hub._on_message(None, None, m)
+    hub.drain(120)
+    rate = len(encoded) / (time.perf_counter() - t0)
+    hub.stop()
+    return rate
+
+
+# --- several processes -----------------------------------------------------------------------------------
+def child(kind: str, index: int, shards: int, port: int, sites: list[str], expect: int, db: str) -> None:
+    """One process of a multi-process run: a hub or a bare paho subscriber for share ``index`` of the sites;
+    prints 'ready', then, when it has ``expect`` messages, the monotonic time it got there."""
+    mine = sites[index::shards]          # explicit shares, as with --sites (--shard hashes the ids)
+    if kind == "hub":
+        hub = Hub([bench_site(s) for s in mine], Storage(f"sqlite:///{db}"), mqtt_url=f"mqtt://127.0.0.1:{port}",
+                  evaluate_on_message=True, client_id=f"bench-{Path(db).parent.name}-{Path(db).stem}",
+                  hub_id=f"hub-{index}")     # a session of its own each round: none holds an earlier feed
+        hub.start()
+        got = lambda: hub.stats["occupancy_ok"]     # noqa: E731
+    else:
+        count = [0]
+        sub = client(port, lambda c, u, m: count.__setitem__(0, count[0] + 1))
+        sub.subscribe([(f"hallgrid/{s}/+/+/occupancy", 1) for s in mine])
+        time.sleep(0.3)
+        got = lambda: count[0]     # noqa: E731
+    print("ready", flush=True)
+    deadline = time.monotonic() + 120
+    while got() < expect and time.monotonic() < deadline:
+        time.sleep(0.002)
+    print(json.dumps({"done": time.monotonic(), "got": got()}), flush=True)
+    if kind == "hub":
+        hub.stop()
+
+
+def processes_flood(kind: str, port: int, shards: int, sites: list[str], batch, pubs: CPublishers,
+                    work: Path) -> float:
+    """``shards`` processes of ``kind`` take the feed: aggregate messages/s until the last has its share."""
+    procs = []
+    work.mkdir(parents=True, exist_ok=True)
+    for i in range(shards):
+        mine = set(sites[i::shards])
+        expect = sum(1 for topic, _ in batch if topic.split("/")[1] in mine)
+        procs.append(subprocess.Popen([sys.executable, __file__, "--child", kind, "--index", str(i),
+                                       "--processes", str(shards), "--port", str(port), "--sites", str(len(sites)),
+                                       "--expect", str(expect), "--db", str(work / f"{kind}-shard{i}.db")],
+                                      stdout=subprocess.PIPE, text=True))
+    for p in procs:
+        if p.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"a {kind} process did not start")
+    t0 = time.monotonic()
+    pubs_running = pubs.run()
+    done = [json.loads(p.stdout.readline()) for p in procs]
+    for p in procs + pubs_running:
+        p.wait(30)
+    got = sum(d["got"] for d in done)
+    return got / (max(d["done"] for d in done) - t0)
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=20000)
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds of paho / hub (/ processes)")
+    ap.add_argument("--processes", type=int, default=2, help="hub processes of the multi-process rows (0: none)")
+    ap.add_argument("--sites", type=int, default=4, help="sites of the multi-process rows")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=1000.0)
+    ap.add_argument("--paced-only", action="store_true", help="only the paced latency run (4.)")
+    ap.add_argument("--child", choices=["hub", "paho"], help=argparse.SUPPRESS)
+    ap.add_argument("--index", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--expect", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--db", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        return child(args.child, args.index, args.processes, args.port, site_ids(args.sites), args.expect, args.db)
     work = Path(tempfile.mkdtemp(prefix="hub-bench-"))
     proc, port = start_broker(work)
     try:
@@ -177,29 +286,47 @@ def main() -> None:
         counts = rng.integers(0, 4, args.messages)
         batch = messages(args.messages, 1, count_of=lambda i: int(counts[i]))
         pubs = CPublishers(port, batch, work)
-        ceiling = broker_ceiling(port, args.messages, pubs)
-        paho_max = paho_ceiling(port, args.messages, pubs)
-        offline = processing_rate(batch, work)
+        multi = site_ids(args.sites)
+        multi_batch = messages(args.messages, 1, count_of=lambda i: int(counts[i]), sites=multi)
+        (work / "multi").mkdir()
+        multi_pubs = CPublishers(port, multi_batch, work / "multi")
+        print(f"load average before: {load_average()}")
+        ceiling = broker_ceiling(port, args.messages, pubs) if not args.paced_only else 0.0
+        offline = processing_rate(batch, work) if not args.paced_only else 0.0
+        rounds = []
+        for r in range(0 if args.paced_only else args.repeat):          # interleaved: the machine's load hits both alike
+            row = {"load": load_average(), "paho": paho_ceiling(port, args.messages, pubs)}
+            row["hub"], row["evaluations"] = hub_flood(port, args.messages, pubs, work / f"hub{r}.db", ["bench"])
+            if args.processes > 1:
+                row["hub_1p"], _ = hub_flood(port, args.messages, multi_pubs, work / f"multi{r}.db", multi)
+                row["hub_np"] = processes_flood("hub", port, args.processes, multi, multi_batch, multi_pubs,
+                                                work / "multi" / f"r{r}")
+                row["paho_np"] = processes_flood("paho", port, args.processes, multi, multi_batch, multi_pubs,
+                                                 work / "multi" / f"r{r}")
+            rounds.append(row)
+            extra = (f"; {args.sites} sites: one hub process {row['hub_1p']:,.0f}, {args.processes} hub processes "
+                     f"{row['hub_np']:,.0f} ({row['hub_np'] / row['paho']:.2f} of one paho, "
+                     f"{row['hub_np'] / row['paho_np']:.2f} of {args.processes} paho processes "
+                     f"{row['paho_np']:,.0f})" if args.processes > 1 else "")
+            print(f"round {r + 1} (load {row['load']}): bare paho {row['paho']:,.0f} msg/s, hub {row['hub']:,.0f} "
+                  f"msg/s ({row['hub'] / row['paho']:.2f} of paho){extra}", flush=True)
 
+        # paced run with alert triggers
         hub = Hub([bench_site()], Storage(f"sqlite:///{work / 'hub.db'}"), mqtt_url=f"mqtt://127.0.0.1:{port}",
                   evaluate_on_message=True)
         hub.start()
         pub = client(port)
-        t0 = time.perf_counter()
-        procs = pubs.run()
-        while hub.stats["occupancy_ok"] < args.messages and time.perf_counter() - t0 < 120:
-            time.sleep(0.002)
-        flood = hub.stats["occupancy_ok"] / (time.perf_counter() - t0)
-        flood_evals = hub.stats["evaluations"]
-        for p in procs:
-            p.wait(30)
-
-        # paced run with alert triggers
         received: list[float] = []
-        watcher = client(port, lambda c, u, m: received.append(time.perf_counter()))
+        states: list[str] = []
+
+        def on_alert(c, u, m):
+            received.append(time.perf_counter())
+            states.append(json.loads(m.payload)["state"] if m.payload else "")
+
+        watcher = client(port, on_alert)
         watcher.subscribe("hallgrid/bench/alerts/+", qos=1)
         time.sleep(0.5)
-        received.clear()                                    # retained alerts from before do not count
+        received.clear(), states.clear()                    # retained alerts from before do not count
         base_ok = hub.stats["occupancy_ok"]
         total = int(args.rate * args.seconds)
         load = messages(total, args.messages + 10, count_of=lambda i: i % 2)
@@ -225,25 +352,50 @@ def main() -> None:
         while (hub.stats["occupancy_ok"] - base_ok < expected or len(received) < len(sent_at)) \
                 and time.perf_counter() < deadline:
             time.sleep(0.01)
-        lat = np.array([r - s for s, r in zip(sent_at, received)]) * 1000
+        # the i-th trigger's change is the i-th received, if every one came and in order (open, resolved, ...)
+        in_order = states == ["open" if i % 2 == 0 else "resolved" for i in range(len(sent_at))]
+        lat = np.array([r - s for s, r in zip(sent_at, received)]) * 1000 if in_order else np.array([])
         hub.stop()
         pub.disconnect(), watcher.disconnect()
         stored = hub.storage.occupancy_count("bench")
+        if args.paced_only:
+            print(f"paced run: {len(received)}/{len(sent_at)} alert changes; load average after: {load_average()}")
+            if len(lat):
+                print(f"publish->alert latency at {args.rate:.0f} msg/s: p50 {np.percentile(lat, 50):.1f} ms, "
+                      f"p99 {np.percentile(lat, 99):.1f} ms, max {lat.max():.1f} ms (n={len(lat)})")
+            return
+        paho_max = float(np.median([r["paho"] for r in rounds]))
+        flood = float(np.median([r["hub"] for r in rounds]))
+        ratio = float(np.median([r["hub"] / r["paho"] for r in rounds]))
+        each = ", ".join(f"{r['hub'] / r['paho']:.2f}" for r in rounds)
         print(f"broker raw throughput (QoS 1, C publishers -> C subscriber): {ceiling:,.0f} msg/s  [ceiling]")
-        print(f"bare paho subscriber (QoS 1, counts only), same feed: {paho_max:,.0f} msg/s  [Python ceiling]")
-        print(f"hub processing alone (Hub.handle, no network): {offline:,.0f} msg/s")
-        print(f"hub ingest+fuse through the broker (flood, {args.messages} msgs, rules on changed counts, "
-              f"SQLite batch writes): {flood:,.0f} msg/s ({flood_evals} rule evaluations); "
-              f"{flood / ceiling:.2f} of the broker ceiling, {flood / paho_max:.2f} of the paho ceiling")
+        print(f"bare paho subscriber (QoS 1, counts only), same feed: {paho_max:,.0f} msg/s (median of "
+              f"{len(rounds)})  [Python ceiling]")
+        print(f"hub processing alone (ingest worker, no network): {offline:,.0f} msg/s")
+        print(f"hub ingest+fuse through the broker (flood, {args.messages} msgs, rules per site per batch on changed "
+              f"counts, SQLite batch writes): {flood:,.0f} msg/s (median; {rounds[-1]['evaluations']} rule "
+              f"evaluations in the last round); {flood / ceiling:.2f} of the broker ceiling, median of the rounds' "
+              f"ratios to the paho ceiling {ratio:.2f} ({each})")
+        if args.processes > 1:
+            np_ratio = float(np.median([r["hub_np"] / r["paho"] for r in rounds]))
+            print(f"{args.processes} hub processes over {args.sites} sites: {np.median([r['hub_np'] for r in rounds]):,.0f}"
+                  f" msg/s aggregate (median), one hub process on the same sites "
+                  f"{np.median([r['hub_1p'] for r in rounds]):,.0f}; median ratio to one bare paho {np_ratio:.2f}, to "
+                  f"{args.processes} bare paho processes "
+                  f"{np.median([r['hub_np'] / r['paho_np'] for r in rounds]):.2f}")
         print(f"paced run: {total + len(sent_at)} msgs in {pace_s:.1f} s ({(total + len(sent_at)) / pace_s:,.0f} msg/s "
               f"offered), hub took {hub.stats['occupancy_ok'] - base_ok}, {len(received)}/{len(sent_at)} alert changes")
+        if not in_order:
+            print(f"alert changes missing or out of order ({len(states)} of {len(sent_at)}): no latency figure")
         if len(lat):
             print(f"publish->alert latency at {args.rate:.0f} msg/s (to an MQTT subscriber of the alert topic): "
                   f"p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms, max {lat.max():.1f} ms "
                   f"(n={len(lat)})")
-        print(f"occupancy rows stored: {stored}; dropped: {hub.stats['occupancy_rejected']}")
+        print(f"occupancy rows stored: {stored}; dropped: {hub.stats['occupancy_rejected']}; "
+              f"load average after: {load_average()}")
         print(json.dumps({"broker_msgs_per_s": round(ceiling), "paho_msgs_per_s": round(paho_max),
                           "hub_offline_msgs_per_s": round(offline), "hub_msgs_per_s": round(flood),
+                          "hub_to_paho": round(ratio, 2), "rounds": rounds,
                           "p99_alert_latency_ms": round(float(np.percentile(lat, 99)), 1) if len(lat) else None}))
     finally:
         proc.terminate()

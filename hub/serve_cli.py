@@ -35,6 +35,10 @@ def default_db_url() -> str:
 @click.option("--sites", "only", envvar="HALLGRID_SITES", help="Comma-separated site ids this hub serves out of "
               "the given files (several hubs split the halls by this list). Without it on PostgreSQL, the hubs "
               "sharing the database claim the sites among themselves and take over a dead hub's.")
+@click.option("--shard", envvar="HALLGRID_SHARD", metavar="I/N",
+              help="Serve share I (0..N-1) of the sites (after --sites), chosen by a stable hash of each site id: "
+              "N hub processes on one machine, started 0/N .. N-1/N, each with its own --http port, serve all "
+              "sites between them (README: several hub processes).")
 @mqtt_options
 @click.option("--hub-id", envvar="HALLGRID_HUB_ID",
               help="This hub's name on its alerts (default: hub-SITE-SITE); also its MQTT session.")
@@ -54,7 +58,7 @@ def default_db_url() -> str:
 @click.option("--no-auth", "no_auth", is_flag=True, help="Serve the board and API without login (trusted network "
               "or tests only); default: the site files' access users, HALLGRID_USERS or HALLGRID_TOKEN.")
 @log_options()
-def hub_command(site_paths: tuple[str, ...], only: str | None, broker: BrokerSettings, hub_id: str | None,
+def hub_command(site_paths: tuple[str, ...], only: str | None, shard: str | None, broker: BrokerSettings, hub_id: str | None,
                 peer_hubs: tuple[str, ...], db_url: str | None, http: HostPort, webhook_url: str | None,
                 tick_s: float, prefix: str, no_auth: bool, log_level: str, log_format: str) -> None:
     """Fuse occupancy and ticket events into staffing alerts; serve the API, SSE stream and MQTT alerts."""
@@ -79,6 +83,18 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, broker: BrokerSet
         if missing:
             raise InputError(f"--sites names {', '.join(sorted(missing))} but no --site file has them")
         sites = [s for s in sites if s.id in wanted]
+    if shard:
+        from hub.ingest.shard import ShardError, parse_shard, share
+
+        try:
+            index, shards = parse_shard(shard)
+        except ShardError as exc:
+            raise click.BadParameter(str(exc), param_hint="--shard") from None
+        given = ", ".join(s.id for s in sites)
+        sites = share(sites, index, shards)
+        if not sites:
+            raise InputError(f"--shard {shard}: none of the sites ({given}) falls in share {index} of {shards}; "
+                             "use fewer shares, or name each hub's sites with --sites")
     try:
         notify = Notify.for_sites(sites, webhook_url)
     except NotifyError as exc:          # e.g. a ${VAR} of a notify entry unset: the entry and the variable
@@ -99,7 +115,7 @@ def hub_command(site_paths: tuple[str, ...], only: str | None, broker: BrokerSet
         storage = Storage(db_url)
     except SQLAlchemyError as exc:
         raise RunFailure(f"cannot open the database {db_shown}: {getattr(exc, 'orig', None) or exc}") from None
-    claim = not only and storage.is_postgresql
+    claim = not only and not shard and storage.is_postgresql
     try:
         access, token = access_for_hub(sites, db_url, no_auth)
     except AccessError as exc:

@@ -19,14 +19,16 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from calibration.site import Site
 from edge.clock import Clock, SystemClock
-from edge.contract import (DEFAULT_PREFIX, MAX_PAYLOAD, ContractError, OccupancyMessage, StatusMessage, iso_ts,
-                           parse_ts)
+from edge.contract import DEFAULT_PREFIX, MAX_PAYLOAD, ContractError, StatusMessage, iso_ts
 from edge.mqtt_url import BrokerSettings, parse_broker_url
 from edge.redact import redact
 
 from hub import rules
 from hub.alerts import RESOLVED, Alert, AlertManager, alerts_topic
 from hub.fusion import SiteState
+from hub.ingest import occupancy as occupancy_ingest
+from hub.ingest.store import OccupancyWriter
+from hub.ingest.worker import IngestWorker
 from hub.tickets import TicketError, TicketEvent, check_window, parse, parse_payload, read_csv, tickets_topic
 from hub.waits.training import Trainer
 
@@ -34,10 +36,8 @@ if TYPE_CHECKING:    # SQLAlchemy is a hub extra: an edge box runs `hallgrid` wi
     from hub.storage import Storage
 
 log = logging.getLogger("hallgrid.hub")
-ZONE_REPEAT_S = 20.0     # an unchanged zone reading is re-sent on the SSE stream at most this often
 CSV_BATCH = 200          # ticket events of a CSV import stored and applied per hold of the hub's lock
 MAX_LOGGED_ERRORS = 100  # bad rows of one import logged and answered one by one; the rest are counted
-FRAME_TIME_SLACK_S = 86_400.0   # an occupancy frame time this far from the hub's clock is not believed
 
 
 class Hub:
@@ -70,7 +70,8 @@ class Hub:
         self.trainers: dict[str, Trainer] = {}      # per site, made by _restore
         self.stats: collections.Counter[str] = collections.Counter()
         self.drops: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
-        self._occ_rows: list[dict[str, Any]] = []
+        self._occ_rows: list[tuple] = []          # hub.ingest.store.COLUMNS, written in batches
+        self._occ_writer = OccupancyWriter(storage)
         self._zone_sent: dict[tuple[str, str], tuple[int, Any, float]] = {}   # last SSE zone event: count, raw, at
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = []
         self._sessions: dict[str | None, Any] = {}     # MQTT clients: None the hub's one, else a site's own
@@ -78,6 +79,7 @@ class Hub:
         self._early: dict[tuple[Any, int], bool] = {}     # SUBACKs handled before their wait was registered
         self._acks_lock = threading.Lock()
         self._started = False
+        self._ingest = IngestWorker(self)     # MQTT messages leave paho's network thread at once (hub.ingest)
         self.alert_listeners: list[Callable[[Alert], None]] = []
         self.evaluation_listeners: list[Callable[[float], None]] = []   # seconds per evaluation (metrics)
         from hub.planning.lookahead import Lookahead    # numpy/scipy: hub extras, like storage
@@ -120,6 +122,7 @@ class Hub:
         if not self.mqtt_url:
             return
         self._started = True
+        self._ingest.start()
         for key in (list(self.sites) if self.site_sessions else [None]):
             self._connect(key, wait_s)
 
@@ -131,6 +134,7 @@ class Hub:
             self._started = False
         for client in sessions.values():
             self._disconnect(client)
+        self._ingest.stop()          # what the broker delivered before the disconnect is handled, then stored
         with self.lock:
             self._flush()
 
@@ -164,6 +168,7 @@ class Hub:
             self._disconnect(client)       # outside the lock: its network thread may be waiting for it
         elif client is not None:           # what arrives until the broker confirms is still handled
             self._acked(client, client.unsubscribe(self.topics([site_id]))[1]).wait(10)
+        self._ingest.drain()               # the site's messages already delivered are handled while it is served
         with self.lock:
             if site_id not in self.sites:
                 return
@@ -268,12 +273,12 @@ class Hub:
             done.set()
 
     def _on_message(self, client, userdata, msg) -> None:
-        try:
-            self.handle(msg.topic, msg.payload)
-        except Exception:     # the network loop must survive anything
-            log.exception("unexpected error handling %s", msg.topic)
-            with self.lock:
-                self.stats["errors"] += 1
+        """paho's network thread: hand the message to the ingest worker and go on reading."""
+        self._ingest.put(msg)
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until every MQTT message delivered so far is handled (False after ``timeout`` s)."""
+        return self._ingest.drain(timeout)
 
     # --- doors -------------------------------------------------------------------------------------
     def _drop(self, source: str, site: str, reason: str) -> None:
@@ -318,50 +323,14 @@ class Hub:
 
     def ingest_occupancy(self, payload: bytes | str, site: str, camera: str | None = None,
                          zone: str | None = None) -> bool:
-        """One occupancy message; False when dropped (malformed, wrong site/zone, old seq)."""
+        """One occupancy message; False when dropped (malformed, wrong site/zone, old seq). MQTT's take the
+        batched path of ``hub.ingest``; this door is the same path with a batch of one."""
         try:
-            msg = OccupancyMessage.from_json(payload)
-            if camera is not None and (msg.camera, msg.zone) != (camera, zone):
-                raise ContractError(f"topic names {camera}/{zone} but the message {msg.camera}/{msg.zone}")
-            frame_ts = parse_ts(msg.ts)
-            with self.lock:
-                now = self.clock.now()
-                if site not in self.sites:          # released while the message was on its way
-                    raise ContractError(f"this hub no longer serves site {site!r}")
-                if abs(frame_ts - now) > FRAME_TIME_SLACK_S:
-                    raise ContractError(f"frame time {msg.ts} is more than a day from the hub's clock")
-                state = self.sites[site]
-                before = state.zones.get(msg.zone)
-                previous = before.epoch if before is not None and before.seq >= 0 else None   # None: first reading
-                fresh = state.ingest_occupancy(msg, now)
-                if not fresh:
-                    self.stats["occupancy_old"] += 1
-                    return False
-                if previous is not None and msg.epoch != previous:
-                    self.stats["occupancy_new_epoch"] += 1
-                    log.info("site %s zone %s/%s: new sequence epoch %d (seq %d), the edge box was replaced or "
-                             "its outbox reset", site, msg.camera, msg.zone, msg.epoch, msg.seq)
-                self.stats["occupancy_ok"] += 1
-                # stored at frame time: a backlog sent after a broker outage lands where it was counted
-                self._occ_rows.append({"site": site, "camera": msg.camera, "zone": msg.zone, "ts": frame_ts,
-                                       "count": msg.count, "raw": msg.raw, "seq": msg.seq})
-                if len(self._occ_rows) >= 500:
-                    self._flush()
-                if self.evaluate_on_message and self.sites[site].changed:
-                    self._evaluate(site, now, only={msg.zone})
-                # an unchanged heartbeat tells the board little: send it only now and then (the board's
-                # sparkline fills one bucket a minute from these), a change at once
-                last = self._zone_sent.get((site, msg.zone))
-                send = last is None or last[:2] != (msg.count, msg.raw) or now - last[2] >= ZONE_REPEAT_S
-                if send:
-                    self._zone_sent[(site, msg.zone)] = (msg.count, msg.raw, now)
-            if send:
-                self._broadcast("zone", {"site": site, "zone": msg.zone, "count": msg.count, "raw": msg.raw,
-                                         "ts": msg.ts})
-            return True
+            reading = occupancy_ingest.read(payload, site, camera, zone)
         except ContractError as exc:
             self._drop("occupancy", site, str(exc))
             return False
+        return occupancy_ingest.apply(self, [reading])[0]
 
     def _check_ticket(self, site: str, event: TicketEvent, now: float) -> tuple | None:
         """Everything that can refuse an event, before anything changes: its site, its time window
@@ -487,8 +456,12 @@ class Hub:
         return changed
 
     def _flush(self) -> None:
+        self._occ_writer.write(self._take_rows())
+
+    def _take_rows(self) -> list[tuple]:
+        """The occupancy rows not yet written (under the lock); the caller writes them."""
         rows, self._occ_rows = self._occ_rows, []
-        self.storage.add_occupancy(rows)
+        return rows
 
     # --- people ------------------------------------------------------------------------------------
     def _find(self, alert_id: str) -> tuple[str, AlertManager]:
