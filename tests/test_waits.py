@@ -330,6 +330,8 @@ def test_long_wait_alert_comes_before_the_ticket_passes_the_limit(wake):
     assert raised < issued + 120 < issued + 300                      # before the limit passed, before the call
     at_raise = next(a for _, a in record.changes if a.id == mine[0].id)      # its figures when raised
     assert at_raise.figures["long_wait_risk"] >= site.rules.long_wait_risk and at_raise.figures["waiting_tickets"] == 1
+    # the words say why: the customer waiting longest, from the catalogue in both languages
+    assert "the longest waiting" in at_raise.texts["en"]["detail"] and "最久已等" in at_raise.texts["zh"]["detail"]
     if wake:
         assert raised - issued <= 30                                 # not left to the next 60-s tick
     resolved = datetime.fromisoformat(mine[0].resolved_at.replace("Z", "+00:00")).timestamp()
