@@ -261,8 +261,16 @@ class Counter(Strict):
 class RuleSettings(Strict):
     """The hub's alert thresholds for this hall; defaults follow the halls' service standards (5 min wait)."""
 
-    max_wait_s: float = Field(300.0, gt=0, description="Predicted wait of a new ticket that raises an alert.")
-    wait_clear_ratio: float = Field(0.8, gt=0, le=1, description="Clear when below this share of the limit.")
+    max_wait_s: float = Field(300.0, gt=0, description="The longest wait a customer should have: the long-wait "
+                              "alert warns when a customer is likely to wait longer.")
+    wait_clear_ratio: float = Field(0.8, gt=0, le=1, description="Clear when below this share of the limit "
+                                    "(long_wait: of long_wait_risk).")
+    long_wait_risk: float = Field(0.8, gt=0, lt=1, description="The long-wait alert raises once a customer "
+                                  "now waiting, or one who takes a ticket now, is at least this likely to wait "
+                                  "longer than max_wait_s (from the hall's own past waits).")
+    long_wait_hold_s: float = Field(120.0, ge=0, description="A long-wait alert whose risk fell back is held "
+                                    "open this long before it resolves (a queue that just missed the limit "
+                                    "is still one to watch); it does not escalate meanwhile.")
     service_time_prior_s: float = Field(180.0, gt=0, description="Service time assumed before any is measured.")
     arrival_window_s: float = Field(1800.0, gt=0, description="Window over which the arrival rate is counted.")
     capacity_clear_ratio: float = Field(0.85, gt=0, le=1, description="Over-capacity clears below this share.")

@@ -54,6 +54,11 @@ class Condition:
     cooldown_s: float = 300.0
     texts: dict[str, dict[str, str]] = field(default_factory=dict)   # lang -> where/detail/action/suggestion
     lang: str = "en"                                                 # the language of ``suggestion``
+    # an open alert resolves only once the value has stayed at or below clear_at this long (0: at once)
+    clear_after_s: float = 0.0
+    # when the value will reach raise_at if nothing else happens (a wait that grows with the clock), so a
+    # replay that ticks coarsely can evaluate then, as a live hub ticking every second would (None: unknown)
+    due_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +181,8 @@ class _Track:
 
     pending_since: float | None = None
     resolved_at: float | None = None
+    calm_since: float | None = None      # an open alert's value at or below clear_at since then
+    due_at: float | None = None          # the next instant it may raise without new input (``next_due``)
 
 
 class AlertManager:
@@ -224,21 +231,29 @@ class AlertManager:
             seen.add(c.key)
             track = self.tracks.setdefault(c.key, _Track())
             alert = self.active.get(c.key)
+            track.due_at = None
             if alert is not None:
-                if c.value <= c.clear_at:
+                if c.value > c.clear_at:
+                    track.calm_since = None
+                elif track.calm_since is None:
+                    track.calm_since = now
+                if c.value <= c.clear_at and now - track.calm_since >= c.clear_after_s:
                     changed.append(self._resolve(alert, now, "hub"))
-                    track.pending_since = None
+                    track.pending_since = track.calm_since = None
                 else:
                     self._refresh(alert, c)
                 continue
             if c.value < c.raise_at:
                 track.pending_since = None
+                track.due_at = c.due_at if c.due_at is not None and c.due_at > now else None
                 continue
             if track.pending_since is None:
                 track.pending_since = now
             if now - track.pending_since < c.min_duration_s:
+                track.due_at = track.pending_since + c.min_duration_s
                 continue
             if track.resolved_at is not None and now - track.resolved_at < c.cooldown_s:
+                track.due_at = track.resolved_at + c.cooldown_s
                 continue
             changed.append(self._raise(c, now))
         if partial:
@@ -248,6 +263,15 @@ class AlertManager:
                 changed.append(self._resolve(alert, now, "hub"))
         changed.extend(self._escalate(now))
         return changed
+
+    def next_due(self, now: float) -> float | None:
+        """The earliest instant after ``now`` at which a condition may raise without any new input: a
+        forecast crossing (``Condition.due_at``), a pending condition's minimum duration or a cooldown
+        running out. A replay ticks then (``hub.replay.timeline.play(wake=True)``), so it raises when a
+        live hub ticking every second would, without ticking every second."""
+        later = [t.due_at for key, t in self.tracks.items()
+                 if key not in self.active and t.due_at is not None and t.due_at > now]
+        return min(later) if later else None
 
     def _raise(self, c: Condition, now: float) -> Alert:
         stamp = iso_ts(now)
@@ -261,7 +285,7 @@ class AlertManager:
         self.active[c.key] = alert
         self.by_id[alert.id] = alert
         self._level_since[alert.id] = now
-        self.tracks[c.key].pending_since = None
+        self.tracks[c.key].pending_since = self.tracks[c.key].calm_since = None
         return alert
 
     def _refresh(self, alert: Alert, c: Condition) -> Alert:
@@ -283,8 +307,9 @@ class AlertManager:
     def _escalate(self, now: float) -> list[Alert]:
         out = []
         for key, alert in list(self.active.items()):
-            if alert.state != OPEN:
-                continue
+            track = self.tracks.get(key)
+            if alert.state != OPEN or (track is not None and track.calm_since is not None):
+                continue           # acknowledged, or held open after its condition cleared (clear_after_s)
             since = self._level_since.get(alert.id, now)
             if now - since >= self.escalate_after_s and alert.level != LEVELS[-1]:
                 new = replace(alert, level=LEVELS[LEVELS.index(alert.level) + 1], escalations=alert.escalations + 1,

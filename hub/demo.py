@@ -31,7 +31,7 @@ log = logging.getLogger("hallgrid.demo")
 DEFAULT_HTTP = "127.0.0.1:8080"     # taken: the demo moves to a free port unless --http was given
 # rule times that follow the simulated day; camera and ticket-feed staleness stay on the wall clock
 SCALED_RULES = ("max_wait_s", "service_time_prior_s", "arrival_window_s", "vip_max_wait_s", "min_duration_s",
-                "cooldown_s", "escalate_after_s", "entrance_dwell_s", "called_grace_s")
+                "cooldown_s", "long_wait_hold_s", "escalate_after_s", "entrance_dwell_s", "called_grace_s")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from edge.contract import CameraState, ContractError, OccupancyMessage, StatusMe
 
 from hub.tickets import TicketBook
 from hub.waits.predictor import WaitPredictor
+from hub.waits.risk import WaitRisk
 
 
 @dataclass
@@ -46,6 +47,7 @@ class SiteState:
                                prior_s=site.rules.service_time_prior_s, window_s=site.rules.arrival_window_s,
                                timezone=site.timezone)
         self.waits = WaitPredictor(self.book)
+        self.wait_risk = WaitRisk(self.book, site.rules.max_wait_s)    # the long-wait alert's figure
 
     # --- ingest ------------------------------------------------------------------------------------
     def ingest_occupancy(self, msg: OccupancyMessage, received_at: float) -> bool:

@@ -12,6 +12,7 @@ leave thresholds-over-time (hysteresis, minimum duration, cooldown, escalation) 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Callable
 
 from calibration.site import ZoneType
@@ -21,6 +22,7 @@ from hub.fusion import SiteState
 from hub.messages import Localized, render_all, suggestion_texts
 from hub.messages.waits import durations, wait_reason, wait_texts
 from hub.planning.shortfall import forecast_shortfall
+from hub.waits.risk import exceed_probability
 
 BIG = 1e9   # an infinite wait, as a number the comparisons can use
 
@@ -51,28 +53,46 @@ def _closed_counters(st: SiteState, service: str) -> list[str]:
 
 
 def long_wait(st: SiteState, now: float, only: set[str] | None = None) -> list[Condition]:
-    r, out = st.rules, []
+    """The chance that a customer of the service waits longer than ``max_wait_s``: the larger of the risk
+    of the customer who has waited longest (``WaitRisk``: of the hall's past tickets that had waited
+    as long, the share then called after the limit) and the risk of a ticket taken now, read from its
+    predicted wait's 10/50/90 % figures (``exceed_probability``). Raised at ``long_wait_risk`` at once
+    (the figure is already a forecast: a minimum duration would spend the warning's lead), resolved
+    once it has stayed at or below ``wait_clear_ratio`` of that for ``long_wait_hold_s`` (a queue that
+    just missed the limit is still one to watch; a held alert does not escalate), then the usual
+    cooldown. ``due_at`` says when the longest wait will reach the risk level if nobody is called, so
+    a replay evaluates then, as a hub ticking every second would."""
+    r, risk, out = st.rules, st.wait_risk, []
     for svc in st.site.services:
         if only is not None and not only.intersection(svc.waiting_zones):
             continue
         f = st.service_figures(svc.id, now)
-        # None only with no counter serving it: unbounded if tickets wait, else nobody waits
-        wait = f["predicted_wait_s"] if f["predicted_wait_s"] is not None else (BIG if f["waiting_tickets"] else 0.0)
+        waiting = f["waiting_tickets"] > 0
+        if f["predicted_wait_s"] is None:        # no counter serves it: certain if tickets wait, else nobody waits
+            new = 1.0 if waiting else 0.0
+        else:
+            new = exceed_probability(f["wait_low_s"], f["predicted_wait_s"], f["wait_high_s"], r.max_wait_s)
+        oldest = risk.risk(svc.id, f["oldest_wait_s"]) if waiting else 0.0
+        value = max(new, oldest)
+        due = now + risk.reaches(svc.id, r.long_wait_risk) - f["oldest_wait_s"] if waiting else None
         owner, where = _service_place(st, svc)
         closed = _closed_counters(st, svc.id)
+        by_oldest = oldest > new and wait_reason(f) == "ok"
 
-        def words(f=f, where=where, closed=closed, svc=svc):
-            detail = render_all(f"alert.long_wait.detail.{wait_reason(f)}", service=svc.name or svc.id,
-                                people=render_all("unit.people", n=f["waiting_people"]),
-                                tickets=render_all("unit.tickets", n=f["waiting_tickets"]),
-                                wait=wait_texts(f), limit=durations(r.max_wait_s))
+        def words(f=f, where=where, closed=closed, svc=svc, by_oldest=by_oldest):
+            common = dict(service=svc.name or svc.id, people=render_all("unit.people", n=f["waiting_people"]),
+                          tickets=render_all("unit.tickets", n=f["waiting_tickets"]), limit=durations(r.max_wait_s))
+            detail = (render_all("alert.long_wait.detail.waiting", waited=durations(f["oldest_wait_s"]), **common)
+                      if by_oldest else render_all(f"alert.long_wait.detail.{wait_reason(f)}", wait=wait_texts(f),
+                                                   **common))
             action = (render_all("alert.action.open_counter", counter=closed[0]) if closed
                       else render_all("alert.long_wait.action.lobby"))
             return where, detail, action
-        out.append(_condition(st, f"long_wait:{svc.id}", "long_wait", owner, wait, r.max_wait_s,
-                              r.max_wait_s * r.wait_clear_ratio, "warning",
-                              {**f, "suggested_counter": closed[0] if closed else None},
-                              r.min_duration_s, r.cooldown_s, words))
+        c = _condition(st, f"long_wait:{svc.id}", "long_wait", owner, value, r.long_wait_risk,
+                       r.long_wait_risk * r.wait_clear_ratio, "warning",
+                       {**f, "suggested_counter": closed[0] if closed else None,
+                        "long_wait_risk": round(value, 3)}, 0.0, r.cooldown_s, words)
+        out.append(replace(c, clear_after_s=r.long_wait_hold_s, due_at=due))
     return out
 
 

@@ -57,7 +57,8 @@ services:
 counters:
   - {{id: "1", services: [billing, newline]}}
   - {{id: "2", services: [billing]}}
-rules: {{min_duration_s: 3, cooldown_s: 10, escalate_after_s: 20, entrance_excess: 2, service_time_prior_s: 120}}
+rules: {{min_duration_s: 3, cooldown_s: 10, escalate_after_s: 20, entrance_excess: 2, service_time_prior_s: 120,
+        long_wait_hold_s: 5}}
 """
 TICKETS = """ts,event,ticket,service,counter,to_service,services
 2026-11-23T09:00:00+08:00,counter_open,,,1,,

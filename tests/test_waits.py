@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,126 @@ def test_model_learns_from_stored_history_in_the_background(tmp_path):
     assert f["wait_source"] == "model" and f["predicted_wait_s"] is not None
     hub.stop()
     storage.close()
+
+
+# --- long-wait alerts: on the risk that a customer waits longer than max_wait_s ---------------------------
+def test_wait_risk_learns_from_the_halls_finished_tickets():
+    """Of past tickets still waiting after e seconds, the share then called after the limit; a prior of
+    e / limit while history is thin, never decreasing in e, 1 once past the limit."""
+    from hub.waits.risk import WaitRisk
+
+    book = SiteState(hall_site(max_wait_s=120)).book
+    risk = WaitRisk(book, 120.0)
+    assert risk.risk("billing", 60) == pytest.approx(0.5) and risk.risk("billing", 130) == 1.0
+    assert risk.reaches("billing", 0.8) == pytest.approx(96, abs=0.2)
+    t = T
+    book.apply(TicketEvent("counter_open", t, counter="1"), t)
+    for i in range(30):                     # 10 called after 200 s, 20 after 20 s
+        t += 400
+        wait = 200 if i % 3 == 0 else 20
+        book.apply(TicketEvent("issued", t, ticket=f"B{i}", service="billing"), t)
+        book.apply(TicketEvent("called", t + wait, ticket=f"B{i}", counter="1"), t + wait)
+        book.apply(TicketEvent("served", t + wait + 5, ticket=f"B{i}", counter="1"), t + wait + 5)
+    values = [risk.risk("billing", e) for e in range(0, 121, 5)]
+    assert values == sorted(values)
+    # once a ticket has waited 30 s, 10 of the 10 that did were long: near certain, even shrunk to the prior
+    assert risk.risk("billing", 30) > 0.8 > risk.risk("billing", 5)
+    assert 5 < risk.reaches("billing", 0.8) <= 30
+    # a ticket that left before its call is not a long wait: it lowers the risk of those that waited as long
+    book.apply(TicketEvent("issued", t + 500, ticket="L1", service="billing"), t + 500)
+    before = risk.risk("billing", 50)
+    book.apply(TicketEvent("no_show", t + 560, ticket="L1"), t + 560)
+    assert risk.risk("billing", 50) < before
+
+
+def test_exceed_probability_from_the_predicted_percentiles():
+    from hub.waits.risk import exceed_probability
+
+    assert exceed_probability(None, None, None, 120) == 1.0            # no counter: certain
+    assert exceed_probability(60, 120, 200, 120) == pytest.approx(0.5)
+    assert exceed_probability(60, 120, 200, 60) == pytest.approx(0.9)
+    assert exceed_probability(60, 120, 200, 200) == pytest.approx(0.1)
+    assert 0 < exceed_probability(60, 120, 200, 280) < 0.1 and exceed_probability(0, 0, 0, 120) == 0.0
+    assert exceed_probability(300, 400, 500, 120) > 0.9
+
+
+def test_alert_held_until_calm_and_due_times_are_told():
+    """``clear_after_s``: an open alert resolves only once its value stayed low that long; ``next_due``:
+    the instant a condition forecast its crossing (or its minimum duration, or its cooldown, runs out)."""
+    from hub.alerts import AlertManager, Condition
+
+    m = AlertManager()
+
+    def cond(value, due=None):
+        return Condition("long_wait:b", "long_wait", "hall-1", "B", value, 0.8, 0.64, min_duration_s=0.0,
+                         cooldown_s=300.0, clear_after_s=120.0, due_at=due)
+
+    assert m.evaluate([cond(0.3, due=T + 40)], T) == [] and m.next_due(T) == T + 40
+    [a] = m.evaluate([cond(0.85)], T + 40)
+    assert a.state == "open" and m.next_due(T + 40) is None
+    assert m.evaluate([cond(0.1)], T + 50) == []                   # calm since T+50 ...
+    assert m.evaluate([cond(0.7)], T + 100) == []                  # ... above clear_at again: not calm
+    assert m.evaluate([cond(0.1)], T + 110) == [] and m.evaluate([cond(0.1)], T + 200) == []
+    [r] = m.evaluate([cond(0.1)], T + 230)
+    assert r.state == "resolved" and r.resolved_at.endswith("Z")
+    assert m.evaluate([cond(0.9)], T + 300) == [] and m.next_due(T + 300) == T + 530    # cooldown
+    pending = Condition("x:1", "x", "hall-1", "B", 5.0, 1.0, 0.5, min_duration_s=60.0)
+    m.evaluate([pending], T + 400, partial=True)
+    assert m.next_due(T + 400) == T + 460
+
+
+def _long_wait_log(probe_wait: float) -> list[TicketEvent]:
+    """One billing counter: 30 tickets of which every third waited 200 s (the others 20 s), then, half an
+    hour later, one ticket that waits ``probe_wait`` s."""
+    t, out = T, [TicketEvent("counter_open", T, counter="2")]
+    for i in range(30):
+        t += 400
+        wait = 200 if i % 3 == 0 else 20
+        out += [TicketEvent("issued", t, ticket=f"B{i}", service="billing"),
+                TicketEvent("called", t + wait, ticket=f"B{i}", counter="2"),
+                TicketEvent("served", t + wait + 5, ticket=f"B{i}", counter="2")]
+    t += 1800
+    out += [TicketEvent("issued", t, ticket="P1", service="billing"),
+            TicketEvent("called", t + probe_wait, ticket="P1", counter="2"),
+            TicketEvent("served", t + probe_wait + 5, ticket="P1", counter="2"),
+            TicketEvent("counter_close", t + probe_wait + 600, counter="2")]
+    return out
+
+
+@pytest.mark.parametrize("wake", [True, False])
+def test_long_wait_alert_comes_before_the_ticket_passes_the_limit(wake):
+    """Replayed through the live hub (60-s ticks): the hall's history says a billing ticket still waiting
+    after ~20 s is likely to pass 2 min, so the alert is raised while the probe ticket waits, before its
+    wait crosses 120 s and long before it is called. With ``wake`` the replay evaluates at the instant the
+    rule said the risk would be reached, as a hub ticking every second would; without, at the next tick."""
+    from hub.replay import timeline as tl
+
+    site = hall_site(max_wait_s=120)
+    events = _long_wait_log(probe_wait=300)
+    issued = next(e.ts for e in events if e.ticket == "P1" and e.kind == "issued")
+    record = tl.play(tl.order(site, [], events, events[0].ts, events[-1].ts, 60.0), wake=wake)
+    mine = [a for a in record.alerts if a.key == "long_wait:billing"
+            and issued <= datetime.fromisoformat(a.raised_at.replace("Z", "+00:00")).timestamp()]
+    assert len(mine) == 1, mine
+    raised = datetime.fromisoformat(mine[0].raised_at.replace("Z", "+00:00")).timestamp()
+    assert raised < issued + 120 < issued + 300                      # before the limit passed, before the call
+    at_raise = next(a for _, a in record.changes if a.id == mine[0].id)      # its figures when raised
+    assert at_raise.figures["long_wait_risk"] >= site.rules.long_wait_risk and at_raise.figures["waiting_tickets"] == 1
+    # the words say why: the customer waiting longest, from the catalogue in both languages
+    assert "the longest waiting" in at_raise.texts["en"]["detail"] and "最久已等" in at_raise.texts["zh"]["detail"]
+    if wake:
+        assert raised - issued <= 30                                 # not left to the next 60-s tick
+    resolved = datetime.fromisoformat(mine[0].resolved_at.replace("Z", "+00:00")).timestamp()
+    assert resolved >= issued + 300 + site.rules.long_wait_hold_s    # held open until calm that long
+
+
+def test_a_ticket_called_in_time_raises_nothing():
+    """The same hall with the probe called after 10 s: its risk never reached the level, no alert."""
+    from hub.replay import timeline as tl
+
+    site = hall_site(max_wait_s=120)
+    events = _long_wait_log(probe_wait=10)
+    issued = next(e.ts for e in events if e.ticket == "P1" and e.kind == "issued")
+    record = tl.play(tl.order(site, [], events, events[0].ts, events[-1].ts, 60.0), wake=True)
+    assert not [a for a in record.alerts if a.key == "long_wait:billing"
+                and datetime.fromisoformat(a.raised_at.replace("Z", "+00:00")).timestamp() >= issued]

@@ -96,11 +96,13 @@ class HubRecord:
 
 
 def play(timeline: Timeline, on_tick: Callable[[float], None] | None = None,
-         on_ticket: Callable[[Any, TicketEvent], None] | None = None) -> HubRecord:
+         on_ticket: Callable[[Any, TicketEvent], None] | None = None, wake: bool = False) -> HubRecord:
     """Run the live ``Hub`` (in-memory storage, no MQTT) through the timeline. ``on_ticket(hub, event)``
     is called at each ticket event's instant just before it is ingested (``eval-waits`` reads what
     the hub predicted for a ticket issued then, as a kiosk would print it). The wait model retrains
-    inline, so a run repeats."""
+    inline, so a run repeats. ``wake``: also tick at the instants the alert manager says a condition may
+    raise without new input (``AlertManager.next_due``), so coarse ticks raise when a live hub ticking
+    every second would (``eval-waits``)."""
     from hub.service import Hub
     from hub.storage import Storage
 
@@ -110,6 +112,13 @@ def play(timeline: Timeline, on_tick: Callable[[float], None] | None = None,
     hub.alert_listeners.append(lambda a: record.changes.append((clock.now(), a)))
     sid = timeline.site.id
     for step in timeline.steps:
+        while wake:
+            with hub.lock:
+                due = hub.managers[sid].next_due(clock.now())
+            if due is None or due >= step.at:
+                break
+            clock.set(due)
+            hub.tick(due)
         clock.set(step.at)
         if step.kind == OCCUPANCY:
             hub.ingest_occupancy(step.occupancy.to_json(), sid, step.occupancy.camera, step.occupancy.zone)

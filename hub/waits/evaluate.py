@@ -3,9 +3,10 @@ against the wait it actually had, beside the standard delay predictors, and long
 against the stretches in which customers actually waited too long.
 
 The hub is the one ``hallgrid replay`` runs (``hub.replay.timeline.play``: a ``ManualClock`` set to
-each event's instant, no MQTT, rules on every event and at every tick). Days before ``score_from``
-are history the hub may learn from (its trainer retrains once a service day from what it stored);
-only tickets issued on later days are scored. A ticket that left before its call (no-show) has no
+each event's instant, no MQTT, rules on every event, at every tick and at the instants a condition
+said it would cross its threshold, as a hub ticking every second would evaluate it: ``wake``). Days
+before ``score_from`` are history the hub may learn from (its trainer retrains once a service day
+from what it stored); only tickets issued on later days are scored. A ticket that left before its call (no-show) has no
 wait: it is counted as abandoned, never scored as a wait of 0.
 """
 
@@ -117,7 +118,7 @@ def run(site: Site, paths: list[str], score_from: date | None, tick_s: float = 6
                 open_tickets.pop(key)
 
     timeline = tl.order(site, [], events, start, end, tick_s)
-    record = tl.play(timeline, on_ticket=on_ticket)
+    record = tl.play(timeline, on_ticket=on_ticket, wake=True)
     for a in sorted(record.alerts, key=lambda a: a.raised_at):
         if a.kind != "long_wait":
             continue
