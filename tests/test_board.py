@@ -227,11 +227,13 @@ def test_demo_command_end_to_end(tmp_path):
             children |= _children(proc.pid)
             try:
                 if not logged_in:
-                    logged_in = client.post("/login", data={"name": "duty", "password": "demo"}).status_code == 303
-                zones = client.get("/api/sites/demo-hall/zones").json()
-                seen_counts |= any(z["age_s"] is not None and z["seq"] > 0 for z in zones)
-                for a in client.get("/api/alerts", params={"state": "all"}).json():
-                    states.setdefault(a["id"], set()).add(a["state"])
+                    r = client.post("/login", data={"name": "duty", "password": "demo"})
+                    logged_in = r.status_code == 303 and r.headers.get("location") == "/board"   # not ?failed=1
+                if logged_in:
+                    zones = client.get("/api/sites/demo-hall/zones").json()
+                    seen_counts |= any(z["age_s"] is not None and z["seq"] > 0 for z in zones)
+                    for a in client.get("/api/alerts", params={"state": "all"}).json():
+                        states.setdefault(a["id"], set()).add(a["state"])
             except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(1)
