@@ -48,6 +48,7 @@ class SiteState:
                                timezone=site.timezone)
         self.waits = WaitPredictor(self.book)
         self.wait_risk = WaitRisk(self.book, site.rules.max_wait_s)    # the long-wait alert's figure
+        self._services = {s.id: s for s in site.services}
 
     # --- ingest ------------------------------------------------------------------------------------
     def ingest_occupancy(self, msg: OccupancyMessage, received_at: float) -> bool:
@@ -92,17 +93,16 @@ class SiteState:
         return [r for r in self.zones.values() if r.zone.type in types]
 
     def service_figures(self, service_id: str, now: float) -> dict[str, Any]:
-        svc = next(s for s in self.site.services if s.id == service_id)
-        waiting = self.book.waiting(service_id)
-        counters = self.book.counters_for(service_id)
-        st = self.book.mean_service_time(service_id)
-        rate = self.book.arrival_rate(service_id, now)
+        """The figures of one service at ``now``. The queue's own figures come from the wait predictor's
+        state of that instant (one pass over the book for every service, kept while nothing changes),
+        so the rules asking for each service in turn do not walk the book again for each."""
+        svc = self._services[service_id]
+        s = self.waits.states(now)[service_id]
         people = sum(self.zones[z].count for z in svc.waiting_zones if z in self.zones)
-        oldest = max((now - t.waiting_since for t in waiting if t.waiting_since is not None), default=0.0)
-        return {"service": svc.id, "name": svc.name or svc.id, "vip": svc.vip, "waiting_tickets": len(waiting),
-                "waiting_people": people, "open_counters": counters, "service_time_s": round(st, 1),
-                "arrivals_per_h": round(rate * 3600, 1),
-                "oldest_wait_s": round(oldest, 1), "waiting_zones": list(svc.waiting_zones),
+        return {"service": svc.id, "name": svc.name or svc.id, "vip": svc.vip, "waiting_tickets": s.ahead,
+                "waiting_people": people, "open_counters": list(self.waits.history.counters_of(service_id)),
+                "service_time_s": round(s.service_time_s, 1), "arrivals_per_h": round(s.arrivals_per_h, 1),
+                "oldest_wait_s": round(s.hol_s, 1), "waiting_zones": list(svc.waiting_zones),
                 **self.waits.figures(now)[service_id]}
 
     def queues(self, now: float) -> list[dict[str, Any]]:

@@ -15,7 +15,8 @@ import io
 import json
 import math
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
+from datetime import time as dtime
 from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
@@ -330,6 +331,7 @@ class TicketBook:
         self.last_event_at: float | None = None
         self.first_event_ts: float | None = None
         self.first_of_day: dict[int, float] = {}    # service day -> its first event's ts
+        self._day_span: tuple[float, float, int] = (0.0, 0.0, 0)    # [start, end) of the last day_of's day
         # called after every applied event with the ticket it changed (None for a counter event): the wait
         # predictor's history (hub.waits) follows the book without a second fold of every event
         self.observers: list[Callable[[Ticket | None, TicketEvent], None]] = []
@@ -343,8 +345,17 @@ class TicketBook:
             raise TicketError(f"unknown counter {e.counter!r}")
 
     def day_of(self, ts: float) -> int:
-        """The service day an instant belongs to: its site-local date (ticket numbers restart daily)."""
-        return datetime.fromtimestamp(ts, self.tz).date().toordinal()
+        """The service day an instant belongs to: its site-local date (ticket numbers restart daily).
+        Asked for nearly every event and figure, so the bounds of the last day found are kept."""
+        lo, hi, day = self._day_span
+        if lo <= ts < hi:
+            return day
+        d = datetime.fromtimestamp(ts, self.tz).date()
+        lo = datetime.combine(d, dtime(), self.tz).timestamp()
+        hi = datetime.combine(d + timedelta(days=1), dtime(), self.tz).timestamp()
+        if lo <= ts < hi:            # a local midnight that a DST change skips or repeats is not kept
+            self._day_span = (lo, hi, d.toordinal())
+        return d.toordinal()
 
     def apply(self, e: TicketEvent, received_at: float) -> bool:
         """Apply one event; False for a duplicate (ignored). Raises TicketError for an invalid one.
@@ -471,6 +482,10 @@ class TicketBook:
 
     def called_at(self, counter: str) -> list[Ticket]:
         return self._indexed()[1].get(counter, [])
+
+    def busy_counters(self) -> set[str]:
+        """Open counters serving a called ticket right now."""
+        return {c for c, rows in self._indexed()[1].items() if rows and c in self.open_counters}
 
     def samples(self, service: str) -> int:
         return sum(1 for s in self.durations.values() if s[0] == service)

@@ -107,6 +107,70 @@ def test_a_shared_counter_is_one_server():
     assert f_b["frees_every_s"] == pytest.approx(st.book.mean_service_time("billing") / 1)
 
 
+def test_idle_counters_are_judged_by_what_they_did():
+    """The feed does not report breaks: an idle counter that let a ticket it could take go to another
+    counter is not available; one that just freed up is. Counters count for a service by the share of
+    their last calls that were it."""
+    st = SiteState(hall_site())
+    events = [TicketEvent("counter_open", T, counter="1"), TicketEvent("counter_open", T, counter="2"),
+              TicketEvent("issued", T + 1, ticket="B1", service="billing"),
+              TicketEvent("called", T + 2, ticket="B1", counter="1"),     # counter 2 (idle since T) passed over
+              TicketEvent("served", T + 100, ticket="B1")]                # counter 1 idle since T + 100
+    for e in events:
+        st.book.apply(e, e.ts)
+    s = st.waits.states(T + 350)["billing"]
+    assert (s.counters, s.busy, s.available, s.idle_recent) == (2, 0, 1, 1)
+    assert s.idle_min_s == pytest.approx(250.0)
+    assert s.mix_servers == pytest.approx(1.0 + 1.0)       # counter 1: all billing; counter 2: no call yet, 1/1
+    assert st.waits.states(T + 350)["newline"].mix_servers == pytest.approx(0.0)
+    for e in (TicketEvent("issued", T + 360, ticket="N1", service="newline"),
+              TicketEvent("called", T + 361, ticket="N1", counter="1")):
+        st.book.apply(e, e.ts)
+    b, n = st.waits.states(T + 370)["billing"], st.waits.states(T + 370)["newline"]
+    assert (b.busy, b.available, b.idle_recent, b.idle_min_s) == (1, 0, 0, pytest.approx(370.0))
+    assert b.mix_servers == pytest.approx(0.5 + 1.0) and n.mix_servers == pytest.approx(0.5)
+
+
+def test_service_figures_are_the_books_figures():
+    """The board's queue figures are read from the wait predictor's state of the instant: the same
+    values as the book's own (waiting tickets, open counters, service time, arrivals, oldest wait)."""
+    st = SiteState(hall_site())
+    events = [TicketEvent("counter_open", T, counter=c) for c in ("1", "2", "3")]
+    for i in range(12):
+        svc = "billing" if i % 3 else "newline"
+        events.append(TicketEvent("issued", T + 10 * i, ticket=f"X{i}", service=svc))
+        if i % 2 == 0:
+            events += [TicketEvent("called", T + 10 * i + 25, ticket=f"X{i}", counter=str(1 + i % 3)),
+                       TicketEvent("served", T + 10 * i + 95, ticket=f"X{i}")]
+    events.sort(key=lambda e: (e.ts, RANK[e.kind]))
+    for k, e in enumerate(events):
+        st.book.apply(e, e.ts)
+        now = e.ts + 3
+        for svc in ("billing", "newline", "vip"):
+            f = st.service_figures(svc, now)
+            waiting = st.book.waiting(svc)
+            assert f["waiting_tickets"] == len(waiting)
+            assert f["open_counters"] == st.book.counters_for(svc)
+            assert f["service_time_s"] == round(st.book.mean_service_time(svc), 1)
+            assert f["arrivals_per_h"] == round(st.book.arrival_rate(svc, now) * 3600, 1)
+            assert f["oldest_wait_s"] == round(max((now - t.waiting_since for t in waiting), default=0.0), 1)
+
+
+@pytest.mark.parametrize("tz", ["Asia/Jerusalem", "America/Sao_Paulo", "Europe/London", "UTC"])
+def test_service_day_is_the_local_date_across_dst(tz):
+    """``day_of`` keeps the last day's bounds (it is asked for nearly every event): still the local date
+    on both sides of every DST change, in time order and out of it."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from hub.tickets import TicketBook
+
+    book, zone = TicketBook(timezone=tz), ZoneInfo(tz)
+    stamps = [1.2e9 + 997.0 * k for k in range(40_000)]            # about 15 months, every ~17 min
+    stamps += stamps[::-37]
+    assert all(book.day_of(ts) == datetime.fromtimestamp(ts, zone).date().toordinal() for ts in stamps)
+
+
 def _eval(tmp_path: Path, logs: list[str], score_from: str, *extra: str):
     out, alerts = tmp_path / "pred.csv", tmp_path / "alerts.csv"
     res = CliRunner().invoke(cli, ["eval-waits", *logs, "--site", str(DATA / "anonymous-bank.yaml"),
@@ -348,3 +412,20 @@ def test_a_ticket_called_in_time_raises_nothing():
     record = tl.play(tl.order(site, [], events, events[0].ts, events[-1].ts, 60.0), wake=True)
     assert not [a for a in record.alerts if a.key == "long_wait:billing"
                 and datetime.fromisoformat(a.raised_at.replace("Z", "+00:00")).timestamp() >= issued]
+
+
+def test_the_fast_prediction_is_lightgbms_own():
+    """``booster_predict`` (LightGBM's C API, no per-call Python set-up) gives exactly what
+    ``Booster.predict`` gives, for one row and for several."""
+    import lightgbm as lgb
+    import numpy as np
+
+    from hub.waits.predictor import booster_predict
+    from hub.waits.training import PARAMS
+
+    rng = np.random.default_rng(1)
+    x = rng.exponential(30.0, size=(2000, 8))
+    y = np.sqrt(x[:, 0] * (1 + x[:, 1] / 60) + rng.exponential(5.0, 2000))
+    booster = lgb.train({**PARAMS, "alpha": 0.5}, lgb.Dataset(x, y), 50)
+    for rows in (x[:1], x[:6], x[100:400]):
+        assert np.array_equal(booster_predict(booster, rows), booster.predict(rows, num_threads=1))

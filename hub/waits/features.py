@@ -16,7 +16,8 @@ weighted by the share of that ticket's own counters that are also this service's
 from __future__ import annotations
 
 import bisect
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any, Callable
 
 from hub.tickets import Ticket, TicketBook, TicketEvent
@@ -25,6 +26,8 @@ FREE_WINDOW_S = 900.0      # counters freeing up are counted over the last 15 mi
 NO_CALL_S = 3600.0          # "time since the last call" when there was none today (a cap, not a guess)
 RECENT_WAITS = 10           # the "mean of the last 10 waits" (also a baseline)
 OUTCOMES = 100              # abandonment is learned over the last 100 queued tickets of a service
+MIX_CALLS = 20              # a counter's share of each service: over its last 20 calls
+RECENT_IDLE_S = 300.0       # an idle counter that freed up in the last 5 minutes is between two calls
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,18 @@ class QueueState:
     load: float                   # tickets arriving for these counters per counter freeing up (>= 1: overload)
     clear_s: float                # the queue ahead over the rate tickets of this service were called lately
     state_wait_s: float           # the state-based estimate (``state_wait``), also the fallback
+    # idle counters are not all free: the feed does not report breaks or wrap-up, so what they did says it
+    available: int                # idle counters that no ticket they could take passed by since they freed up
+    idle_min_s: float             # the shortest time one of its idle counters has been idle (capped; none: the cap)
+    idle_recent: int              # idle counters that freed up in the last 5 minutes (between two calls)
+    mix_servers: float            # sum over its counters of the share of their last 20 calls that were this service
 
     def features(self) -> list[float]:
-        return [float(v) for v in astuple(self)[3:]]
+        return list(_FEATURES(self))
+
+
+FEATURE_NAMES = tuple(f.name for f in fields(QueueState))[3:]
+_FEATURES = attrgetter(*FEATURE_NAMES)
 
 
 def state_wait(ahead: float, abandon: float, available: int, frees_every_s: float) -> float:
@@ -72,7 +84,8 @@ def state_wait(ahead: float, abandon: float, available: int, frees_every_s: floa
 
 class QueueHistory:
     """What the book has seen happen, kept per service for the features: calls with their waits,
-    end of service per counter (counters freeing up), and queued tickets that were called or left.
+    end of service per counter (counters freeing up), queued tickets that were called or left, and
+    which services each counter's last calls were.
 
     It follows the book as an observer (``TicketBook.observers``); a late event re-folds a ticket and
     simply overwrites that visit's entries. Entries older than ``keep_s`` are pruned hourly.
@@ -84,6 +97,12 @@ class QueueHistory:
         self.calls: dict[str, dict[tuple, tuple[float, float]]] = {}  # service -> visit -> (called ts, wait)
         self.outcomes: dict[str, dict[tuple, tuple[float, bool]]] = {}  # service -> visit -> (ts, left)
         self.freed: dict[str, list[float]] = {}                       # counter -> end-of-service times, sorted
+        self.callers: dict[str, list[tuple[float, str]]] = {}         # service -> (called ts, counter), sorted
+        self.mix: dict[str, dict[tuple, str]] = {}                    # counter -> visit -> service, last calls
+        self._call_of: dict[tuple, tuple[str, float, str]] = {}       # visit -> (service, called ts, counter)
+        self._mix_share: dict[str, dict[str, float]] = {}             # counter -> service -> share (cached)
+        self._mix_version = 0
+        self._mix_cache: tuple[tuple, dict[str, float]] | None = None
         self._service_of: dict[tuple, str] = {}
         self._changed: dict[str, int] = {}                            # service -> bumps when its rows change
         self._memo: dict[tuple, tuple[int, Any]] = {}                 # (what, service) -> (bump, value)
@@ -111,11 +130,38 @@ class QueueHistory:
                 outcomes[visit] = (t.called_ts, False)
         elif t.state == "no_show" and t.waiting_since is not None:
             outcomes[visit] = (e.ts, True)
+        self._follow_call(visit, t)
         if e.kind == "served" and t.counter:
             bisect.insort(self.freed.setdefault(t.counter, []), e.ts)
         if e.ts - self._pruned_at >= 3600:
             self._pruned_at = e.ts
             self._prune(e.ts - self.keep_s)
+
+    def _follow_call(self, visit: tuple, t: Ticket) -> None:
+        """Keep the visit's call (time, counter) in its service's sorted list and its service in the
+        counter's last calls; a re-fold that moves or removes the call replaces the old entry."""
+        now = ((t.service, t.called_ts, t.counter) if t.called_ts is not None and t.counter and t.waiting_since is not None
+               else None)
+        before = self._call_of.get(visit)
+        if before == now:
+            return
+        if before is not None:
+            rows = self.callers.get(before[0], [])
+            i = bisect.bisect_left(rows, (before[1], before[2]))
+            if i < len(rows) and rows[i] == (before[1], before[2]):
+                del rows[i]
+            if self.mix.get(before[2], {}).pop(visit, None) is not None:
+                self._mix_share.pop(before[2], None)
+            del self._call_of[visit]
+        if now is not None:
+            self._call_of[visit] = now
+            bisect.insort(self.callers.setdefault(now[0], []), (now[1], now[2]))
+            last = self.mix.setdefault(now[2], {})
+            last[visit] = now[0]
+            while len(last) > MIX_CALLS:
+                del last[next(iter(last))]
+            self._mix_share.pop(now[2], None)
+        self._mix_version += 1
 
     def _prune(self, before: float) -> None:
         for table in (self.calls, self.outcomes):
@@ -124,6 +170,9 @@ class QueueHistory:
         self._memo.clear()
         for counter, times in self.freed.items():
             del times[:bisect.bisect_left(times, before)]
+        for service, rows in self.callers.items():
+            del rows[:bisect.bisect_left(rows, (before,))]
+        self._call_of = {k: v for k, v in self._call_of.items() if v[1] >= before}
         live = {k for rows in self.calls.values() for k in rows} | {k for rows in self.outcomes.values() for k in rows}
         self._service_of = {k: s for k, s in self._service_of.items() if k in live or k[0] >= self.book.day_of(before)}
 
@@ -154,12 +203,8 @@ class QueueHistory:
 
     def called_since(self, service: str, since: float, now: float) -> int:
         """Tickets of the service called in (since, now]."""
-        n = 0
-        for called, _ in reversed(self.calls.get(service, {}).values()):
-            if called <= since:
-                break
-            n += called <= now
-        return n
+        rows = self.callers.get(service, [])
+        return max(0, bisect.bisect_right(rows, (now, "\uffff")) - bisect.bisect_right(rows, (since, "\uffff")))
 
     def abandonment(self, service: str, now: float) -> float:
         """Share of the last queued tickets that left, shrunk towards 0 while there are few (5 pseudo-calls)."""
@@ -195,17 +240,77 @@ class QueueHistory:
             self._layout_cache = (key, (counters, shares, servers))
         return self._layout_cache[1]
 
+    def counters_of(self, service: str) -> list[str]:
+        """The open counters that serve the service, sorted (``TicketBook.counters_for``, kept with the layout)."""
+        return self._layout()[0].get(service) or self.book.counters_for(service)
+
+    def _mix_servers(self, counters: dict[str, list[str]]) -> dict[str, float]:
+        """Per service, its counters counted by what they actually served: each counter adds the share of
+        its last ``MIX_CALLS`` calls that were this service (1/k of its k services before any call). A
+        counter that mostly takes another service is mostly that service's server."""
+        key = (self._layout_cache[0] if self._layout_cache else (), self._mix_version)
+        if self._mix_cache is not None and self._mix_cache[0] == key:
+            return self._mix_cache[1]
+        out = {}
+        for s, mine in counters.items():
+            total = 0.0
+            for c in mine:
+                share = self._mix_share.get(c)
+                if share is None:
+                    last = list(self.mix.get(c, {}).values())
+                    share = self._mix_share[c] = {x: last.count(x) / len(last) for x in set(last)} if last else {}
+                total += share.get(s, 0.0) if share else 1.0 / max(1, len(self.book.open_counters[c]))
+            out[s] = total
+        self._mix_cache = (key, out)
+        return out
+
+    def _last_calls(self, service: str, now: float) -> list[tuple[float, str]]:
+        """The newest call of the service at or before ``now`` and the newest at another counter than
+        that one's (enough to tell, for any counter, when the service was last called elsewhere)."""
+        rows = self.callers.get(service, [])
+        i = bisect.bisect_right(rows, (now, "\uffff"))
+        out: list[tuple[float, str]] = []
+        while i > 0 and len(out) < 2:
+            i -= 1
+            if not out or rows[i][1] != out[0][1]:
+                out.append(rows[i])
+        return out
+
     def states(self, now: float) -> dict[str, QueueState]:
         """Every known service's ``QueueState`` at ``now`` (one pass over the book for all of them)."""
         book = self.book
-        services = sorted(book.known_services)
-        ahead = {s: [t.waiting_since for t in book.waiting(s) if t.waiting_since is not None] for s in services}
         counters, shares, servers_of = self._layout()
+        services = sorted(counters)
+        mix = self._mix_servers(counters)
+        ahead = {s: [t.waiting_since for t in book.waiting(s) if t.waiting_since is not None] for s in services}
         rates = {s: book.arrival_rate(s, now) for s in services}
-        busy_now = {c for c in book.open_counters if book.called_at(c)}
+        open_counters = book.open_counters
+        busy_now = book.busy_counters()
         first = book.first_of_day.get(book.day_of(now), now)
         window = max(60.0, min(FREE_WINDOW_S, now - first))
-        freed = {c: (self.frees(c, now, FREE_WINDOW_S), self.frees(c, now, window)) for c in book.open_counters}
+        # per open counter: freed up in the last 15 min (active), frees in the window, and, when idle, since
+        # when and whether a ticket it could have taken went to another counter since
+        last_calls = {s: self._last_calls(s, now) for s in services}
+        right, left = bisect.bisect_right, bisect.bisect_left
+        active: set[str] = set()
+        n_freed: dict[str, int] = {}
+        idle: dict[str, tuple[float, bool]] = {}
+        for c, svcs in open_counters.items():
+            times = self.freed.get(c, ())
+            i = right(times, now)
+            if i and i - left(times, now - FREE_WINDOW_S, 0, i):
+                active.add(c)
+            n_freed[c] = i - left(times, now - window, 0, i) if i else 0
+            if c in busy_now:
+                continue
+            since = max(times[i - 1] if i else float("-inf"), book.counter_last.get(c, float("-inf")))
+            passed = False
+            for x in svcs:
+                for ts, other in last_calls.get(x, ()):
+                    if other != c:
+                        passed = passed or ts > since
+                        break
+            idle[c] = (now - since, passed)
         out = {}
         for s in services:
             mine = counters[s]
@@ -213,31 +318,42 @@ class QueueHistory:
             shared = inflow = 0.0
             oldest = now
             for other, share in shares[s]:
-                shared += len(ahead[other]) * share
+                waiting = ahead[other]
+                if waiting:
+                    shared += len(waiting) * share
+                    oldest = min(oldest, min(waiting))
                 inflow += rates[other] * share
-                if ahead[other]:
-                    oldest = min(oldest, min(ahead[other]))
-            busy = sum(1 for c in mine if c in busy_now)
-            active = sum(1 for c in mine if freed[c][0])
-            servers = servers_of[s]
+            busy = n_free = n_active = n_avail = n_recent = 0
+            idle_min = NO_CALL_S
+            for c in mine:
+                n_free += n_freed[c]
+                n_active += c in active
+                if c in busy_now:
+                    busy += 1
+                else:
+                    d, passed = idle[c]
+                    n_avail += not passed
+                    n_recent += d <= RECENT_IDLE_S
+                    idle_min = min(idle_min, d)
             if not mine:
                 frees_every = 0.0
             else:
-                n_free = sum(freed[c][1] for c in mine)
                 frees_every = window / n_free if n_free >= 3 else st / len(mine)
             calls = self.recent_calls(s, now, RECENT_WAITS)
             abandon = self.abandonment(s, now)
+            mine_ahead = ahead[s]
             # an idle counter takes a ticket at once; idle while tickets of its service wait, it is not
             # taking any (a break the feed does not report), so it counts only with none waiting
-            available = (len(mine) - busy) if not ahead[s] else 0
+            available = (len(mine) - busy) if not mine_ahead else 0
             out[s] = QueueState(
-                service=s, now=now, service_time_s=st, ahead=len(ahead[s]), ahead_shared=shared,
-                counters=len(mine), busy=busy, active=active, servers=servers, frees_every_s=frees_every,
+                service=s, now=now, service_time_s=st, ahead=len(mine_ahead), ahead_shared=shared,
+                counters=len(mine), busy=busy, active=n_active, servers=servers_of[s], frees_every_s=frees_every,
                 since_call_s=min(NO_CALL_S, now - calls[0][0]) if calls else NO_CALL_S,
                 les_s=calls[0][1] if calls else 0.0,
-                hol_s=now - min(ahead[s]) if ahead[s] else 0.0, hol_shared_s=now - oldest,
+                hol_s=now - min(mine_ahead) if mine_ahead else 0.0, hol_shared_s=now - oldest,
                 recent_wait_s=sum(w for _, w in calls) / len(calls) if calls else 0.0,
                 abandon=abandon, arrivals_per_h=rates[s] * 3600, load=inflow * frees_every,
-                clear_s=len(ahead[s]) * window / max(1, self.called_since(s, now - window, now)),
-                state_wait_s=state_wait(len(ahead[s]), abandon, available, frees_every) if mine else 0.0)
+                clear_s=len(mine_ahead) * window / max(1, self.called_since(s, now - window, now)),
+                state_wait_s=state_wait(len(mine_ahead), abandon, available, frees_every) if mine else 0.0,
+                available=n_avail, idle_min_s=idle_min, idle_recent=n_recent, mix_servers=mix[s])
         return out
