@@ -1,9 +1,10 @@
 """``hallgrid eval-forecast``: the hub's own forecast backtested on ticket logs, against the naive baselines.
 
 The logs are played through the live ``Hub`` (a SQLite file, a ``ManualClock``, no MQTT): every
-event is ingested when its time comes, the rules tick every minute (not on every ticket, which
-would only move long-wait alerts by seconds) and the hub's forecaster refreshes every five
-minutes, as in a hall. The forecast scored for a slot is the one
+event is ingested when its time comes, the rules tick every minute and, in between, at the instants
+the alert manager says a condition may raise (``tick_when_due``: the long-wait alert comes seconds
+before a wait passes the limit, which a live hub ticking every second sees), and the hub's forecaster
+refreshes every five minutes, as in a hall. The forecast scored for a slot is the one
 the hub held ``horizon`` before the slot started. Days before ``score_from`` are only
 history; on scored days the hub keeps learning from the days already over (never from the
 one being forecast).
@@ -29,6 +30,7 @@ from edge.contract import iso_ts, parse_ts
 
 from hub.planning.forecast import working_weekdays
 from hub.planning.history import Arrivals, slot_of, slot_start
+from hub.replay.timeline import tick_when_due
 from hub.tickets import TicketError, TicketEvent, read_csv
 
 TICK_S = 60.0
@@ -131,12 +133,14 @@ def evaluate(site: Site, events: list[TicketEvent], score_from: date, horizon_s:
         with tqdm(total=int((end - t) // TICK_S), unit="tick", desc="eval-forecast", disable=not progress) as bar:
             while t <= end:
                 while i < len(events) and events[i].ts <= t:
+                    tick_when_due(hub, site.id, clock, events[i].ts)
                     clock.set(events[i].ts)
                     try:
                         hub.ingest_ticket(site.id, events[i])
                     except TicketError as exc:
                         hub._drop("ticket", site.id, str(exc))
                     i += 1
+                tick_when_due(hub, site.id, clock, t)
                 clock.set(t)
                 if t % REFRESH_S == 0 or t in wanted:
                     hub.forecaster.refresh(t)

@@ -95,6 +95,19 @@ class HubRecord:
     stats: dict[str, int] = field(default_factory=dict)
 
 
+def tick_when_due(hub, site_id: str, clock: ManualClock, until: float) -> None:
+    """Tick the hub at every instant before ``until`` at which the alert manager says a condition may raise
+    without new input (``AlertManager.next_due``): what a live hub ticking every second would see, without
+    ticking a replay every second."""
+    while True:
+        with hub.lock:
+            due = hub.managers[site_id].next_due(clock.now())
+        if due is None or due >= until:
+            return
+        clock.set(due)
+        hub.tick(due)
+
+
 def play(timeline: Timeline, on_tick: Callable[[float], None] | None = None,
          on_ticket: Callable[[Any, TicketEvent], None] | None = None, wake: bool = False) -> HubRecord:
     """Run the live ``Hub`` (in-memory storage, no MQTT) through the timeline. ``on_ticket(hub, event)``
@@ -112,13 +125,8 @@ def play(timeline: Timeline, on_tick: Callable[[float], None] | None = None,
     hub.alert_listeners.append(lambda a: record.changes.append((clock.now(), a)))
     sid = timeline.site.id
     for step in timeline.steps:
-        while wake:
-            with hub.lock:
-                due = hub.managers[sid].next_due(clock.now())
-            if due is None or due >= step.at:
-                break
-            clock.set(due)
-            hub.tick(due)
+        if wake:
+            tick_when_due(hub, sid, clock, step.at)
         clock.set(step.at)
         if step.kind == OCCUPANCY:
             hub.ingest_occupancy(step.occupancy.to_json(), sid, step.occupancy.camera, step.occupancy.zone)
