@@ -12,7 +12,6 @@ leave thresholds-over-time (hysteresis, minimum duration, cooldown, escalation) 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Callable
 
 from calibration.site import ZoneType
@@ -31,14 +30,15 @@ Words = Callable[[], tuple["Localized | str", Localized, Localized]]   # () -> (
 
 
 def _condition(st: SiteState, key: str, kind: str, owner: str, value: float, raise_at: float, clear_at: float,
-               level: str, figures: dict, min_duration_s: float, cooldown_s: float, words: Words) -> Condition:
+               level: str, figures: dict, min_duration_s: float, cooldown_s: float, words: Words,
+               **timing: float | None) -> Condition:
     """A condition whose suggestion is rendered from the catalogue only when an alert may need it (the
     value above its clear threshold): most subjects are fine at most ticks, and rendering every
-    language for them would cost more than the rule itself."""
+    language for them would cost more than the rule itself. ``timing``: ``clear_after_s``, ``due_at``."""
     texts = suggestion_texts(*words()) if value > clear_at else {}
     return Condition(key, kind, st.site.id, owner, value, raise_at, clear_at, level,
                      texts[st.site.language]["suggestion"] if texts else "", figures, min_duration_s, cooldown_s,
-                     texts=texts, lang=st.site.language)
+                     texts=texts, lang=st.site.language, **timing)
 
 
 def _service_place(st: SiteState, svc) -> tuple[str, str]:
@@ -88,11 +88,11 @@ def long_wait(st: SiteState, now: float, only: set[str] | None = None) -> list[C
             action = (render_all("alert.action.open_counter", counter=closed[0]) if closed
                       else render_all("alert.long_wait.action.lobby"))
             return where, detail, action
-        c = _condition(st, f"long_wait:{svc.id}", "long_wait", owner, value, r.long_wait_risk,
-                       r.long_wait_risk * r.wait_clear_ratio, "warning",
-                       {**f, "suggested_counter": closed[0] if closed else None,
-                        "long_wait_risk": round(value, 3)}, 0.0, r.cooldown_s, words)
-        out.append(replace(c, clear_after_s=r.long_wait_hold_s, due_at=due))
+        out.append(_condition(st, f"long_wait:{svc.id}", "long_wait", owner, value, r.long_wait_risk,
+                              r.long_wait_risk * r.wait_clear_ratio, "warning",
+                              {**f, "suggested_counter": closed[0] if closed else None,
+                               "long_wait_risk": round(value, 3)}, 0.0, r.cooldown_s, words,
+                              clear_after_s=r.long_wait_hold_s, due_at=due))
     return out
 
 

@@ -240,20 +240,12 @@ def _stats_query(site: str, since: float, until: float):
             .order_by(te.c.ts))
 
 
-def _stats_of(rows, tz: ZoneInfo, prior_s: float) -> ServiceStats:
-    if not rows:
-        return ServiceStats({}, {}, {})
-    ts, kinds, tickets, services = zip(*rows)
-    return fold_stats_arrays(np.array(ts, dtype=float), np.array(kinds), np.array(tickets),
-                             np.array(services, dtype=object), tz, prior_s)
-
-
 def read_stats(storage, site: str, tz: ZoneInfo, since: float, until: float, prior_s: float) -> ServiceStats:
     """Service times and abandonment of ``site`` from its ticket events with ``since <= ts < until``
     (the service is read from the JSON of issued rows only)."""
     with storage.engine.connect() as conn:
         rows = conn.execute(_stats_query(site, since, until)).all()
-    return _stats_of(rows, tz, prior_s)
+    return fold_stats(rows, tz, prior_s)
 
 
 def read_site_history(storage, site: str, tz: ZoneInfo, arrivals_since: float, stats_since: float, until: float,

@@ -37,7 +37,6 @@ class WaitRisk:
         self.waits: dict[str, list[float]] = {}       # service -> waits of its finished tickets, sorted
         self.all_waits: list[float] = []
         self.long: dict[str, int] = {}                # service -> tickets called after more than the limit
-        self.version = 0
         self._memo: dict[tuple, float] = {}
         book.observers.append(self.observe)
 
@@ -73,7 +72,6 @@ class WaitRisk:
         self._changed()
 
     def _changed(self) -> None:
-        self.version += 1
         self._memo.clear()
 
     # --- the figure --------------------------------------------------------------------------------
