@@ -15,7 +15,7 @@ does), learning from 1-7 Feb only and scored on the tickets served 8-14 Feb, wit
        to show how much of the error is the "will it wait at all" question;
 - (e)  an oracle of the future: (a) plus how many other tickets its counters took before calling it
        (what priority callers jumping ahead, abandonment ahead and the service order decide). What is left
-       is when those counters free up: a bound from below on any predictor of the queue state.
+       is when those counters free up: what no predictor of the queue state can be expected to beat.
 
 The truth file is read here for ANALYSIS only (priority, queued); the product never reads it. Its
 ``priority`` is in effect recorded for calls that entered the queue (of the priority-0 calls 29 % were
@@ -30,7 +30,7 @@ adds the one that won there, scored on 8-14 Feb (learnt 1-7 Feb).
 Every setting below is fixed in advance (nothing is chosen on 8-14 Feb). One run: under 1 min on one
 core (the fold of the 14 days, then a dozen small models with num_threads=1).
 
-Run: PYTHONPATH=. .venv/bin/python bench/waits_ceiling.py [--data ../shared/queue-data/anonymous-bank-1999-02]
+Run: .venv/bin/python bench/waits_ceiling.py [--data ../shared/queue-data/anonymous-bank-1999-02]
      [--rows /tmp/waits-ceiling-rows.pkl] [--design [--final M1]]
      (the folded rows are cached in --rows, outside the repository: a second run only trains)
 """
