@@ -16,7 +16,7 @@ from tqdm import tqdm
 from calibration.proof import TruthError
 from calibration.site import Camera, Site, SiteError, SmoothingSettings, load_site
 from edge.cli_errors import RunFailure
-from edge.counting import CameraCounter
+from edge.counting import CameraCounter, count_stream, stream_layout
 from edge.detector import Detector, DetectorConfig
 from edge.evaluation import GroundTruthError, evaluate
 from edge.logs import log_options, setup_logging
@@ -70,13 +70,16 @@ def detector_options(fn):
 
 
 def build_counter(site_path: str | None, camera_id: str | None, model, model_dir, confidence, threads
-                  ) -> tuple[Site | None, Camera | None, CameraCounter]:
+                  ) -> tuple[CameraCounter, int]:
+    """The camera's counter for a video, and how many frames to detect at once (``stream_layout``)."""
     site = load_site(site_path) if site_path else None
     camera = camera_of(site, camera_id)
     if camera and camera.detector and confidence:  # the command line wins over the camera's settings too
         camera = camera.model_copy(update={"detector": camera.detector.model_copy(update={"confidence": confidence})})
-    detector = Detector(detector_config(site, model, confidence, threads, model_dir))
-    return site, camera, CameraCounter(detector, camera, site.smoothing if site else SmoothingSettings())
+    config = detector_config(site, model, confidence, threads, model_dir)
+    run_threads, ahead = stream_layout(config.threads)
+    detector = Detector(dataclasses.replace(config, threads=run_threads))
+    return CameraCounter(detector, camera, site.smoothing if site else SmoothingSettings()), ahead
 
 
 @click.command()
@@ -89,7 +92,7 @@ def build_counter(site_path: str | None, camera_id: str | None, model, model_dir
 @detector_options
 def count(video, site_path, camera_id, out, detect_fps, model, model_dir, confidence, threads):
     """Count people per zone in every frame of VIDEO (raw and smoothed) as CSV; progress on stderr."""
-    _, _, counter = build_counter(site_path, camera_id, model, model_dir, confidence, threads)
+    counter, ahead = build_counter(site_path, camera_id, model, model_dir, confidence, threads)
     video = resolve_sample(video)
     total = expected_frames(video_info(video), detect_fps) or None
     with contextlib.ExitStack() as stack:
@@ -97,8 +100,7 @@ def count(video, site_path, camera_id, out, detect_fps, model, model_dir, confid
         writer = csv.writer(sink)
         writer.writerow(["frame", "ts", "zone", "raw", "count"])
         bar = stack.enter_context(tqdm(total=total, unit="frame", desc="count", file=sys.stderr))
-        for index, ts, frame in read_frames(video, detect_fps):
-            result = counter.process(frame, ts)
+        for index, ts, _, result in count_stream(counter, read_frames(video, detect_fps), ahead):
             writer.writerows([index, f"{ts:.3f}", zone, result.raw[zone], result.smoothed[zone]]
                              for zone in counter.zones.zone_ids)
             bar.set_postfix_str(" ".join(f"{z}={n}" for z, n in result.smoothed.items()), refresh=False)
@@ -122,13 +124,13 @@ def count(video, site_path, camera_id, out, detect_fps, model, model_dir, confid
 def eval_cmd(video, gt_path, points_path, out, gt_frame_offset, site_path, camera_id, progress, model, model_dir,
              confidence, threads):
     """Measure counting accuracy on VIDEO (or a folder of images) against ground truth; prints one JSON line."""
-    _, _, counter = build_counter(site_path, camera_id, model, model_dir, confidence, threads)
+    counter, ahead = build_counter(site_path, camera_id, model, model_dir, confidence, threads)
     if Path(video).is_dir():
         click.echo(json.dumps(eval_images(counter, video, gt_path, points_path, out, progress)))
         return
     if points_path or out:
         raise GroundTruthError("--gt-points and --out are for a folder of images")
-    click.echo(json.dumps(evaluate(counter, resolve_sample(video), gt_path, gt_frame_offset, progress)))
+    click.echo(json.dumps(evaluate(counter, resolve_sample(video), gt_path, gt_frame_offset, progress, ahead=ahead)))
 
 
 def eval_images(counter: CameraCounter, folder: str, gt_path: str, points_path: str | None, out: str | None,

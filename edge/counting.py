@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,3 +83,47 @@ def detect_many(counters: list[CameraCounter], frames: list[np.ndarray]) -> list
     """People in one frame of each camera, each with its camera's settings, batched into one model run
     per input shape (the counters share one detector)."""
     return counters[0].detector.detect_many(frames, [c.search_options for c in counters])
+
+
+def stream_layout(threads: int) -> tuple[int, int]:
+    """How one video is counted on this box: (onnxruntime threads per run, frames detected at once).
+
+    ``threads`` 0 (the default: all cores) gives one thread per run and a frame per core. The model is
+    small: one run spread over two threads leaves the cores waiting between kernels and while the
+    frame is letterboxed and its boxes decoded, where two frames detected side by side on one thread
+    each keep both busy (``bench/pipeline.py`` measures both). An explicit count keeps one frame at a time
+    on that many threads, as before.
+    """
+    if threads:
+        return threads, 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 1, max(1, cores)
+
+
+def count_stream(counter: CameraCounter, frames: Iterable[tuple[int, float, np.ndarray]], ahead: int = 1
+                 ) -> Iterator[tuple[int, float, np.ndarray, ZoneCounts]]:
+    """``(index, ts, frame, counts)`` for each frame of a video, in order: what ``counter.process`` gives
+    frame by frame, with up to ``ahead`` frames detected at once in worker threads (onnxruntime and
+    OpenCV release the GIL). Counting (zones, correction, smoothing) stays in order in the caller's
+    thread, so the counts are the same whatever ``ahead`` is."""
+    if ahead <= 1:
+        for index, ts, frame in frames:
+            yield index, ts, frame, counter.process(frame, ts)
+        return
+    with ThreadPoolExecutor(ahead, thread_name_prefix="detect") as pool:
+        pending: deque = deque()
+        try:
+            for index, ts, frame in frames:
+                pending.append((index, ts, frame, pool.submit(counter.detect, frame)))
+                if len(pending) > ahead:
+                    yield _counted(counter, *pending.popleft())
+            while pending:
+                yield _counted(counter, *pending.popleft())
+        finally:                          # a consumer that stops early leaves no detection running
+            for *_, future in pending:
+                future.cancel()
+
+
+def _counted(counter: CameraCounter, index: int, ts: float, frame: np.ndarray, future) -> tuple:
+    h, w = frame.shape[:2]
+    return index, ts, frame, counter.count(future.result(), w, h, ts)

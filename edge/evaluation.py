@@ -99,15 +99,18 @@ class CountingScore:
 
 
 def evaluate(counter: "CameraCounter", video: str | Path, gt_path: str | Path, frame_offset: int = 1,
-             progress: bool = False, max_frames: int | None = None) -> dict:
+             progress: bool = False, max_frames: int | None = None, ahead: int = 1) -> dict:
     """Count every frame of ``video`` and score it against ``gt_path``; returns the summary with ``fps``.
 
-    ``fps`` is the whole pipeline's rate (decode, detect, count), without the scoring.
+    ``fps`` is the whole pipeline's rate (decode, detect, count), without the scoring; ``ahead`` frames
+    are detected at once (``edge.counting.count_stream``).
     """
+    import itertools
     import time
 
     from tqdm import tqdm
 
+    from edge.counting import count_stream
     from edge.video import read_frames, video_info
 
     truth = load_mot(gt_path)
@@ -116,13 +119,13 @@ def evaluate(counter: "CameraCounter", video: str | Path, gt_path: str | Path, f
     score = CountingScore(zones.zone_ids)
     busy = 0.0
     frames = read_frames(video)
+    if max_frames is not None:
+        frames = itertools.takewhile(lambda item: item[0] < max_frames, frames)
     started = time.perf_counter()
     total = min(info.frames, max_frames or info.frames) or None
-    for index, ts, frame in tqdm(frames, total=total, disable=not progress, unit="frame", desc="eval"):
-        if max_frames is not None and index >= max_frames:
-            break
+    counted = count_stream(counter, frames, ahead)
+    for index, ts, frame, result in tqdm(counted, total=total, disable=not progress, unit="frame", desc="eval"):
         h, w = frame.shape[:2]
-        result = counter.process(frame, ts)
         busy += time.perf_counter() - started
         boxes = truth.get(index + frame_offset, Detections())
         score.add_frame(zones, result.smoothed, result.raw, result.detections, boxes, w, h)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from calibration.site import load_site
-from edge.counting import CameraCounter, detect_many
+from edge.counting import CameraCounter, count_stream, detect_many, stream_layout
 from edge.detector import Detector, DetectorConfig
 from edge.video import read_frames
 from edge.workers import FrameSlots
@@ -24,6 +24,30 @@ def pets_frames(need_footage) -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def detector() -> Detector:
     return Detector(DetectorConfig())
+
+
+def test_frames_detected_side_by_side_count_what_one_at_a_time_counts(pets_frames, detector):
+    """``count``/``eval``/``replay`` detect a frame per core on one thread each: the same counts, smoothing
+    included, in the same order, as one frame at a time on all cores."""
+    site = load_site(EXAMPLE_SITE)
+    camera = site.cameras[0]
+    frames = [(i, i * 0.5, f) for i, f in enumerate(pets_frames[:120])]
+    one = CameraCounter(detector, camera, site.smoothing)
+    expected = [(i, t, one.process(f, t)) for i, t, f in frames]
+    side_by_side = CameraCounter(Detector(DetectorConfig(threads=1)), camera, site.smoothing)
+    got = [(i, t, c) for i, t, _, c in count_stream(side_by_side, iter(frames), ahead=3)]
+    assert [(i, t) for i, t, _ in got] == [(i, t) for i, t, _ in expected]
+    assert [(c.raw, c.smoothed) for *_, c in got] == [(c.raw, c.smoothed) for *_, c in expected]
+    assert any(sum(c.smoothed.values()) for *_, c in got), "people are counted in the clip"
+    assert stream_layout(0)[0] == 1 and stream_layout(3) == (3, 1)
+
+
+def test_a_consumer_that_stops_early_leaves_no_detection_running(pets_frames, detector):
+    counter = CameraCounter(detector)
+    stream = count_stream(counter, ((i, 0.0, f) for i, f in enumerate(pets_frames[:40])), ahead=2)
+    assert next(stream)[0] == 0
+    stream.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("detect")]
 
 
 def test_yolox_sessions_take_a_batch(detector):

@@ -34,6 +34,7 @@ class CameraJob:
     gt_path: str | None = None
     gt_frame_offset: int = 1
     annotate_path: str | None = None
+    ahead: int = 1                        # frames detected at once (edge.counting.count_stream)
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def expected_frames(video: str, detect_fps: float | None) -> int:
 
 def count_video(job: CameraJob, progress: Callable[[int], None] | None = None, every: int = 10) -> CameraRecording:
     """Count one recording exactly as the live edge does, at footage time; report progress every ``every`` frames."""
-    from edge.counting import CameraCounter
+    from edge.counting import CameraCounter, count_stream
     from edge.detections import Detections
     from edge.detector import Detector
     from edge.evaluation import load_mot
@@ -99,9 +100,8 @@ def count_video(job: CameraJob, progress: Callable[[int], None] | None = None, e
     detect_fps = job.detect_fps if job.detect_fps is not None else camera.detect_fps
     pending, started = 0, time.perf_counter()
     try:
-        for index, t, frame in read_frames(job.video, detect_fps):
-            h, w = frame.shape[:2]
-            result = counter.process(frame, t)       # footage seconds, as `hallgrid eval` passes them
+        for index, t, frame, result in count_stream(counter, read_frames(job.video, detect_fps), job.ahead):
+            h, w = frame.shape[:2]                    # t: footage seconds, as `hallgrid eval` passes them
             for zone in schedule.due(result.smoothed, t):   # the live edge passes its monotonic clock here
                 rec.messages.append(occupancy_message(site.id, camera, zone, job.start + t, result.smoothed,
                                                       result.raw, len(rec.messages) + 1))

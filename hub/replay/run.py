@@ -72,9 +72,9 @@ def plan(config: ReplayConfig, site: Site) -> tuple[list[CameraJob], list[str]]:
     """One job per video, with its camera and wall-clock start; and where each start came from."""
     n = len(config.videos)
     jobs, sources = [], []
-    threads = config.detector.threads
-    if not threads:     # share the cores: each process gets its part rather than all of them
-        threads = max(1, (os.cpu_count() or 1) // max(1, min(config.jobs, n)))
+    threads, ahead = config.detector.threads, 1
+    if not threads:     # share the cores: each process detects as many frames at once as it has cores
+        threads, ahead = 1, max(1, (os.cpu_count() or 1) // max(1, min(config.jobs, n)))
     detector = dataclasses.replace(config.detector, threads=threads)
     for video, cam, start, gt in zip(config.videos, _paired(config.cameras, n, "--camera"),
                                      _paired(config.starts, n, "--start"), _paired(config.gts, n, "--gt")):
@@ -82,7 +82,7 @@ def plan(config: ReplayConfig, site: Site) -> tuple[list[CameraJob], list[str]]:
         epoch, source = resolve_start(video, start, site.timezone)
         annotate = str(config.out / f"annotated-{camera_id}-{Path(video).stem}.mp4") if config.annotate else None
         jobs.append(CameraJob(str(video), config.site_path, camera_id, epoch, detector, config.detect_fps,
-                              config.heartbeat_s, gt, config.gt_frame_offset, annotate))
+                              config.heartbeat_s, gt, config.gt_frame_offset, annotate, ahead))
         sources.append(source)
     return jobs, sources
 
