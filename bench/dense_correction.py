@@ -46,6 +46,7 @@ SITE = str(files("calibration") / "examples" / "brt-platform.yaml")
 FOOTAGE = Path(__file__).resolve().parents[1].parent / "shared" / "footage"
 FEW = 40
 DRAWS = 5
+SIZES = ((0, 10), (10, 20), (20, 30), (30, 100))  # people in the image: where the error is
 
 
 def err(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -125,7 +126,9 @@ def main(footage: str, site_path: str, speed_images: int) -> None:
             by_date, forms = cross_validated_fit(raw, truth, f, bands, groups=dates)
             by_time, _ = cross_validated_fit(raw, truth, f, bands)
             scores[label] = (err(by_date, truth), err(by_time, truth), few_by_date(raw, truth, f, bands, dates),
-                             {x: forms.count(x) for x in sorted(set(forms))})
+                             {x: forms.count(x) for x in sorted(set(forms))},
+                             {f"{lo}-{hi - 1}": (int(m.sum()), *err(by_date[m], truth[m])) for lo, hi in SIZES
+                              if (m := (truth >= lo) & (truth < hi)).any()})
         raw_few = err(raw.sum(1), truth)
         fit = fit_correction(raw, truth, feats, bands)
         rows.append((cam.id, len(truth), len(np.unique(dates)), scores, raw_few, fit))
@@ -153,6 +156,7 @@ def main(footage: str, site_path: str, speed_images: int) -> None:
             few, forms = value[2], value[3]
             click.echo(f"| {cam_id} | {label} | {mae:.2f} | {bias:+.2f} | {by_time[0]:.2f} | {few['mae']:.2f} "
                        f"({few['low']:.2f}-{few['high']:.2f}) | {few['bias']:+.2f} | {forms}; {few['kept']} |")
+        click.echo(f"{cam_id} fit-counts by date, per crowd size (images, MAE, bias): {scores['fit-counts'][4]}")
         click.echo(f"{cam_id} on all its images: kept {fit.form}; banded {fit.people_per_band} "
                    f"{fit.people_per_crowding}; with candidates (bands, crowding, candidate) {fit.candidates}; "
                    f"5-fold CV: banded {fit.banded_cv_mae}, candidates {fit.candidates_cv_mae}")
