@@ -1,21 +1,24 @@
 """The occlusion correction on the Beijing-BRT cameras, every figure on images it was not fitted on.
 
 For each camera of ``calibration/examples/brt-platform.yaml`` (its detector settings), one
-detection pass per image (down to the correction's floor) serves every fit:
+detection pass per image (down to the correction's floor, with the boxes proposed before NMS)
+serves every fit. Snapshots of one day are near-duplicates, so the figures are scored by
+capture date (the name's YYYYMMDD): each day is counted by a correction fitted on the other
+days alone.
 
 - ``raw``: the counted detections alone;
-- ``factor (old)``: the first version's one number, people per detection by least squares,
-  5-fold cross-validated in capture-time order;
-- ``fit-counts``: what ``hallgrid fit-counts`` keeps (detections alone, factor or banded, chosen
-  by its own 5-fold cross-validation), scored by nested cross-validation: each outer fold is
-  counted by the choice and weights made on the other four folds alone;
-- ``banded``: the banded form alone, 5-fold cross-validated;
-- the same with 30 hand counts, as an installer collects them: every k-th snapshot in time
-  (each offset k in turn), fitted on those 30 and scored on all the others.
+- ``banded (before)``: what ``hallgrid fit-counts`` kept before the candidates form (detections
+  alone, factor or banded, chosen by its own 5-fold cross-validation on the other days);
+- ``fit-counts``: what it keeps now (the same, plus banded with candidates);
+- each also with about 40 hand counts, as an installer collects them: for each scored day, 40
+  snapshots of the other days (every k-th in time, five offsets k), fitted on those alone;
+  the mean over draws per image, and the range of the MAE over the five draws.
 
-Then what the correction costs: CPU time per image of the model run, and of decoding, NMS and
-zone counting without and with a banded correction (process time, so the other work on a shared
-machine does not count), and PETS09-S2L1 with the default settings (a site without hand counts).
+The camera 1 figures are where the form and CANDIDATE_SCORE were chosen (design); camera 2 is
+the held-out check of the same procedure. Then the speed of the dense setting with the
+correction against the default setting, taking turns image by image (wall clock and process
+time, with the load average), and PETS09-S2L1 with the default settings (a site without hand
+counts).
 
     .venv/bin/python bench/dense_correction.py [--footage ../shared/footage]
 """
@@ -23,24 +26,27 @@ machine does not count), and PETS09-S2L1 with the default settings (a site witho
 from __future__ import annotations
 
 import os
+import time
 from importlib.resources import files
 from pathlib import Path
 
 import click
+import cv2
 import numpy as np
 
 from calibration.site import CountCorrection, load_site
-from edge.count_fit import _factor, cross_validated, cross_validated_banded, cross_validated_fit, fit_correction, \
-    predict
+from edge.count_fit import cross_validated_fit, fit_correction, predict
 from edge.counting import CameraCounter
 from edge.detector import Detector, DetectorConfig
-from edge.evaluation import evaluate, evaluate_images
+from edge.evaluation import evaluate
 from edge.fit_counts_cli import measure_snapshots
 from edge.hand_counts import images_of, load_counts
 
 SITE = str(files("calibration") / "examples" / "brt-platform.yaml")
 FOOTAGE = Path(__file__).resolve().parents[1].parent / "shared" / "footage"
-FEW = 30
+FEW = 40
+DRAWS = 5
+SIZES = ((0, 10), (10, 20), (20, 30), (30, 100))  # people in the image: where the error is
 
 
 def err(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -48,57 +54,55 @@ def err(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return float(np.abs(e).mean()), float(e.mean())
 
 
-def few_snapshots(snaps, n: int = FEW) -> dict[str, list[tuple[float, float]]]:
-    """Fit on every k-th snapshot (n of them, each offset in turn), score on the rest: (MAE, bias) per draw."""
-    truth, raw, feats = snaps.truth, snaps.raw, snaps.features
-    step = len(truth) // n
-    out: dict[str, list] = {"raw": [], "factor (old)": [], "fit-counts": [], "kept": []}
-    for offset in range(step):
-        fit_idx = np.arange(offset, len(truth), step)[:n]
-        rest = np.setdiff1d(np.arange(len(truth)), fit_idx)
-        factor = _factor(raw[fit_idx].sum(1), truth[fit_idx])
-        fit = fit_correction(raw[fit_idx], truth[fit_idx], feats[fit_idx], snaps.bands)
-        out["raw"].append(err(raw[rest].sum(1), truth[rest]))
-        out["factor (old)"].append(err(np.round(factor * raw[rest]).sum(1), truth[rest]))
-        out["fit-counts"].append(err(predict(fit, raw[rest], feats[rest]), truth[rest]))
-        out["kept"].append(fit.form)
-    return out
+def capture_dates(names: list[str]) -> np.ndarray:
+    """The YYYYMMDD of ``CAM-YYYYMMDDhhmmss.jpg``."""
+    return np.array([name.split("-", 1)[1][:8] for name in names])
 
 
-def speed(detector: Detector, camera, correction: CountCorrection, folder: Path, names: list[str], repeat: int = 5):
-    """Milliseconds of CPU (process time: the load of others does not count) per image for each step:
-    the model run (once), then decoding + NMS and zone counting, without and with the banded
-    correction (which decodes down to its lowest band and computes the features), repeated."""
-    import time
+def few_by_date(raw, truth, feats, bands, dates, n: int = FEW) -> dict:
+    """Each day scored by fits on ``n`` snapshots of the other days (DRAWS offsets): per-image mean errors."""
+    abs_err, signed, per_draw, kept = np.zeros(len(truth)), np.zeros(len(truth)), np.zeros((DRAWS, 2)), []
+    for day in np.unique(dates):
+        scored, pool = np.flatnonzero(dates == day), np.flatnonzero(dates != day)
+        step = max(1, len(pool) // n)
+        offsets = np.unique(np.linspace(0, step - 1, DRAWS).astype(int))
+        errors = []
+        for k, offset in enumerate(np.resize(offsets, DRAWS)):
+            fit_idx = pool[offset::step][:n]
+            fit = fit_correction(raw[fit_idx], truth[fit_idx], feats[fit_idx], bands)
+            kept.append(fit.form)
+            e = predict(fit, raw[scored], feats[scored]) - truth[scored]
+            errors.append(e)
+            per_draw[k] += [np.abs(e).sum(), e.sum()]
+        abs_err[scored] = np.abs(errors).mean(0)
+        signed[scored] = np.mean(errors, 0)
+    maes = per_draw[:, 0] / len(truth)
+    return {"mae": abs_err.mean(), "bias": signed.mean(), "low": maes.min(), "high": maes.max(),
+            "kept": {f: kept.count(f) for f in sorted(set(kept))}}
 
-    import cv2
 
-    plain = CameraCounter(detector, camera)
-    corrected = CameraCounter(detector, camera.model_copy(update={"count_correction": correction}))
-    cpu = {"model": 0.0, "without": 0.0, "with": 0.0}
-    wall = 0.0
-    for name in names:
-        frame = cv2.imread(str(folder / name))
-        h, w = frame.shape[:2]
-        started, started_wall = time.process_time(), time.perf_counter()
-        blob, box = detector.preprocess(frame, plain.detect_options.get("input_size"))
-        output = detector.infer(blob)
-        cpu["model"] += time.process_time() - started
-        wall += time.perf_counter() - started_wall
-        for label, counter in (("without", plain), ("with", corrected)):
-            opts = counter.search_options
-            started = time.process_time()
-            for i in range(repeat):
-                found = detector.postprocess(output, box, opts.get("confidence"), opts.get("iou"))
-                counter.count(found, w, h, float(i))
-            cpu[label] += (time.process_time() - started) / repeat
-    return {k: 1000 * v / len(names) for k, v in cpu.items()} | {"wall_fps": len(names) / wall}
+def speed(detector: Detector, counters: dict[str, CameraCounter], folder: Path, names: list[str]) -> dict:
+    """Images/s (wall clock) and CPU ms per image of each counter's full step (detect, count, correct) on
+    decoded frames, the counters taking turns image by image so that they share the load."""
+    busy = {k: 0.0 for k in counters}
+    cpu = dict(busy)
+    frames = [cv2.imread(str(folder / name)) for name in names]
+    for counter in counters.values():
+        counter.process(frames[0], 0.0)  # builds the session for this input shape (a live camera's one-off)
+    order = list(counters)
+    for i, frame in enumerate(frames):
+        for key in order[i % len(order):] + order[:i % len(order)]:
+            started, started_cpu = time.perf_counter(), time.process_time()
+            counters[key].process(frame, float(i))
+            busy[key] += time.perf_counter() - started
+            cpu[key] += time.process_time() - started_cpu
+    return {k: (len(frames) / busy[k], 1000 * cpu[k] / len(frames)) for k in counters}
 
 
 @click.command()
 @click.option("--footage", default=str(FOOTAGE), show_default=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--site", "site_path", default=SITE, show_default=True)
-@click.option("--speed-images", default=40, show_default=True, type=click.IntRange(1))
+@click.option("--speed-images", default=60, show_default=True, type=click.IntRange(1))
 def main(footage: str, site_path: str, speed_images: int) -> None:
     base = Path(footage)
     brt = base / "beijing-brt-train"
@@ -108,46 +112,60 @@ def main(footage: str, site_path: str, speed_images: int) -> None:
     loads = [os.getloadavg()[0]]
     pets = evaluate(CameraCounter(Detector(DetectorConfig())), base / "pets09-s2l1" / "vtest.avi",
                     base / "pets09-s2l1" / "gt.txt")
-    rows, few, speeds = [], {}, {}
+    rows, speeds = [], {}
     for cam in site.cameras:
         prefix = cam.id[-1] + "-"  # image names start with the camera number
         counts = {n: c for n, c in all_counts.items() if n.startswith(prefix)}
         counter = CameraCounter(detector, cam.model_copy(update={"count_correction": None}))
         snaps = measure_snapshots(counter, images_of(brt / "frames", counts), counts)
-        truth = snaps.truth
-        nested, forms = cross_validated_fit(snaps.raw, truth, snaps.features, snaps.bands)
-        fit = fit_correction(snaps.raw, truth, snaps.features, snaps.bands)
-        rows.append((cam.id, len(truth), {
-            "raw": err(snaps.raw.sum(1), truth),
-            "factor (old)": err(cross_validated(snaps.raw, truth), truth),
-            "fit-counts": err(nested, truth),
-            "banded": err(cross_validated_banded(snaps.features, truth), truth)}, forms, fit))
-        few[cam.id] = few_snapshots(snaps)
-        banded = CountCorrection(score_bands=list(fit.score_bands), people_per_band=list(fit.people_per_band),
-                                 people_per_crowding=fit.people_per_crowding, images=fit.images)
+        truth, raw, feats, bands = snaps.truth, snaps.raw, snaps.features, snaps.bands
+        before = feats[..., :len(bands) + 1]  # without the candidates' column: the forms of before
+        dates = capture_dates(snaps.names)
+        scores = {"raw": (err(raw.sum(1), truth), None, {"mae": np.nan})}
+        for label, f in (("banded (before)", before), ("fit-counts", feats)):
+            by_date, forms = cross_validated_fit(raw, truth, f, bands, groups=dates)
+            by_time, _ = cross_validated_fit(raw, truth, f, bands)
+            scores[label] = (err(by_date, truth), err(by_time, truth), few_by_date(raw, truth, f, bands, dates),
+                             {x: forms.count(x) for x in sorted(set(forms))},
+                             {f"{lo}-{hi - 1}": (int(m.sum()), *err(by_date[m], truth[m])) for lo, hi in SIZES
+                              if (m := (truth >= lo) & (truth < hi)).any()})
+        raw_few = err(raw.sum(1), truth)
+        fit = fit_correction(raw, truth, feats, bands)
+        rows.append((cam.id, len(truth), len(np.unique(dates)), scores, raw_few, fit))
+        entry = fit.entry()
         names = sorted(counts)[::max(1, len(counts) // speed_images)][:speed_images]
-        speeds[cam.id] = speed(detector, cam, banded, brt / "frames", names)
-    loads.append(os.getloadavg()[0])
+        counters = {"default 320": CameraCounter(detector),
+                    "960": CameraCounter(detector, cam.model_copy(update={"count_correction": None})),
+                    "960 + correction": CameraCounter(detector, cam.model_copy(update={
+                        "count_correction": CountCorrection(**entry) if entry else None}))}
+        speeds[cam.id] = speed(detector, counters, brt / "frames", names)
+        loads.append(os.getloadavg()[0])
 
-    click.echo(f"load average (1 min) before {loads[0]:.1f}, after {loads[1]:.1f}; {os.cpu_count()} cores")
+    click.echo(f"1-min load average: {' -> '.join(f'{x:.1f}' for x in loads)}; {os.cpu_count()} cores")
     click.echo(f"PETS09-S2L1, default settings, no hand counts: count MAE {pets['count_mae']:.3f}")
-    click.echo("| camera | images | correction | MAE | bias | 30 hand counts: MAE (range over draws) | bias |")
-    click.echo("|---|---|---|---|---|---|---|")
-    for cam_id, n, scores, forms, fit in rows:
-        for label, (mae, bias) in scores.items():
-            draws = few[cam_id].get(label)
-            small = (f"{np.mean([d[0] for d in draws]):.2f} ({min(d[0] for d in draws):.2f}-"
-                     f"{max(d[0] for d in draws):.2f}) | {np.mean([d[1] for d in draws]):+.2f}") if draws else "- | -"
-            click.echo(f"| {cam_id} | {n} | {label} | {mae:.2f} | {bias:+.2f} | {small} |")
-        click.echo(f"{cam_id}: forms kept per outer fold {forms}; on all images: {fit.form}, bands "
-                   f"{fit.score_bands}, people per band {fit.people_per_band}, per crowding "
-                   f"{fit.people_per_crowding}; {len(few[cam_id]['raw'])} draws of {FEW}, fit-counts kept "
-                   f"{ {f: few[cam_id]['kept'].count(f) for f in sorted(set(few[cam_id]['kept']))} }")
+    click.echo(f"| camera | correction | MAE by date | bias | MAE 5-fold by time | {FEW} hand counts: MAE (range) "
+               "| bias | forms kept (by date; 40) |")
+    click.echo("|---|---|---|---|---|---|---|---|")
+    for cam_id, n, days, scores, raw_few, fit in rows:
+        for label, value in scores.items():
+            (mae, bias), by_time = value[0], value[1]
+            if label == "raw":
+                click.echo(f"| {cam_id} ({n} images, {days} days) | raw | {mae:.2f} | {bias:+.2f} | {mae:.2f} "
+                           f"| {mae:.2f} | {bias:+.2f} | - |")
+                continue
+            few, forms = value[2], value[3]
+            click.echo(f"| {cam_id} | {label} | {mae:.2f} | {bias:+.2f} | {by_time[0]:.2f} | {few['mae']:.2f} "
+                       f"({few['low']:.2f}-{few['high']:.2f}) | {few['bias']:+.2f} | {forms}; {few['kept']} |")
+        click.echo(f"{cam_id} fit-counts by date, per crowd size (images, MAE, bias): {scores['fit-counts'][4]}")
+        click.echo(f"{cam_id} on all its images: kept {fit.form}; banded {fit.people_per_band} "
+                   f"{fit.people_per_crowding}; with candidates (bands, crowding, candidate) {fit.candidates}; "
+                   f"5-fold CV: banded {fit.banded_cv_mae}, candidates {fit.candidates_cv_mae}")
     for cam_id, s in speeds.items():
-        click.echo(f"{cam_id} CPU per image (ms): model run {s['model']:.1f}; decoding, NMS and counting "
-                   f"{s['without']:.2f} without the correction, {s['with']:.2f} with (+"
-                   f"{100 * (s['with'] - s['without']) / (s['model'] + s['without']):.1f} % of the image's CPU); "
-                   f"model run alone {s['wall_fps']:.1f} images/s wall clock")
+        click.echo(f"{cam_id}: " + "; ".join(f"{k} {fps:.1f} images/s, {ms:.0f} ms CPU per image"
+                                             for k, (fps, ms) in s.items())
+                   + f"; 960 + correction / default: {s['960 + correction'][0] / s['default 320'][0]:.2f} "
+                   f"of the speed, / 960: {s['960 + correction'][0] / s['960'][0]:.2f}")
+
 
 if __name__ == "__main__":
     main()

@@ -161,6 +161,9 @@ class CountCorrection(Strict):
       to the next one; the lowest edge may be below the camera's confidence, since a
       half-hidden person in a crowd scores low), ``n`` their sum and ``coverage`` the
       share of the zone's area their boxes cover (people hidden grow with density).
+      Optionally ``candidate_score`` with ``people_per_candidate``: plus that weight x the
+      boxes the detector proposed in the zone before NMS, scoring above ``candidate_score``
+      (how much of the zone the crowd fills, the hidden people included).
 
     Every weight is at least 0 and there is no constant, so the count never falls when a
     detection is added, an empty zone stays 0, and each zone is corrected from its own
@@ -174,6 +177,10 @@ class CountCorrection(Strict):
         None, min_length=1, max_length=8, description="People per detection in each score band.")
     people_per_crowding: float = Field(0.0, ge=0, le=1000, description="People per unit of crowding "
                                        "(detections x the share of the zone their boxes cover).")
+    candidate_score: float | None = Field(None, gt=0, lt=1, description="Lowest score of the boxes proposed "
+                                          "before NMS that people_per_candidate counts.")
+    people_per_candidate: float = Field(0.0, ge=0, le=20, description="People per box proposed before NMS "
+                                        "above candidate_score.")
     images: int = Field(ge=1, description="Hand-counted images it was fitted on.")
     cv_mae: float | None = Field(None, ge=0, description="Cross-validated count error with the correction.")
     raw_cv_mae: float | None = Field(None, ge=0, description="The same images' error without it.")
@@ -192,8 +199,11 @@ class CountCorrection(Strict):
                                  "people_per_band: one weight per band")
             if any(a >= b for a, b in zip(self.score_bands, self.score_bands[1:])):
                 raise ValueError(f"score_bands must ascend: {self.score_bands}")
-        elif self.people_per_crowding:
-            raise ValueError("people_per_crowding belongs to the banded form (score_bands, people_per_band)")
+        elif self.people_per_crowding or self.candidate_score is not None or self.people_per_candidate:
+            raise ValueError("people_per_crowding, candidate_score and people_per_candidate belong to the banded "
+                             "form (score_bands, people_per_band)")
+        if self.people_per_candidate and self.candidate_score is None:
+            raise ValueError("people_per_candidate needs candidate_score (the lowest score of the boxes it counts)")
         return self
 
     @property

@@ -1,10 +1,12 @@
 """Fitting a camera's occlusion correction from hand counts, and scoring it on images it was not fitted on.
 
-Two forms of correction (calibration.site.CountCorrection, applied by edge/correction.py):
+Three forms of correction (calibration.site.CountCorrection, applied by edge/correction.py):
 
 - the one factor: people per detection;
 - the banded form: people per detection in each score band plus people per unit of
-  crowding (edge.correction.zone_features).
+  crowding (edge.correction.zone_features);
+- the banded form with candidates: plus people per box the detector proposed before NMS
+  above CANDIDATE_SCORE (one more weight), how much of the zone the crowd fills.
 
 Both are fitted through the origin with non-negative weights, by least absolute
 deviations: the figure an installer reads and the issue scores is the mean absolute
@@ -16,7 +18,7 @@ lowers a count. No regularisation parameter, so nothing is tuned on the images i
 is scored on. (``_factor``/``cross_validated`` keep the first version's least-squares
 factor, for comparison in the benches.)
 
-``fit_correction`` scores detections alone, the factor and the banded form by
+``fit_correction`` scores detections alone, the factor and the banded forms by
 cross-validation on the installer's hand counts and keeps the best (a correction
 must earn its place). Folds are contiguous in name order (snapshot names carry
 the capture time), so each fold is scored by a fit on other times of day, never on
@@ -36,6 +38,9 @@ MIN_IMAGES = 10  # fewer hand counts cannot be cross-validated meaningfully
 FOLDS = 5
 # The lowest detection score the banded form looks at: below it YOLOX's person scores are mostly background.
 FLOOR = 0.05
+# The lowest score of a box proposed before NMS that the candidates form counts (chosen on camera 1 of the
+# Beijing-BRT sample among 0.005-0.03 at 960 px; README "Packed waiting areas").
+CANDIDATE_SCORE = 0.01
 MAX_PER_DETECTION = 20.0   # the site file's bounds (calibration.site.CountCorrection)
 MAX_PER_CROWDING = 1000.0
 
@@ -48,9 +53,11 @@ class FitError(ValueError):
 class CorrectionFit:
     """The chosen correction and what cross-validation measured for each form (counts rounded as published).
 
-    ``form`` is "none" (detections alone were best), "factor" or "banded"; ``people_per_detection``
-    is always the fitted factor, ``people_per_band``/``people_per_crowding`` the fitted banded weights
-    (None without features); ``cv_mae``/``cv_bias`` are the chosen form's.
+    ``form`` is "none" (detections alone were best), "factor", "banded" or "candidates" (banded with
+    candidates); ``people_per_detection`` is always the fitted factor, ``people_per_band``/
+    ``people_per_crowding`` the fitted banded weights (None without features), ``candidates`` the
+    banded-with-candidates weights (bands, crowding, candidate; None without candidate features);
+    ``cv_mae``/``cv_bias`` are the chosen form's.
     """
 
     form: str
@@ -68,6 +75,9 @@ class CorrectionFit:
     people_per_crowding: float | None = None
     banded_cv_mae: float | None = None
     banded_cv_bias: float | None = None
+    candidates: tuple[float, ...] | None = None
+    candidates_cv_mae: float | None = None
+    candidates_cv_bias: float | None = None
 
     def entry(self) -> dict | None:
         """The site file's ``count_correction`` mapping for the chosen form (None: no correction)."""
@@ -76,6 +86,10 @@ class CorrectionFit:
         common = {"images": self.images, "cv_mae": self.cv_mae, "raw_cv_mae": self.raw_mae}
         if self.form == "factor":
             return {"people_per_detection": self.people_per_detection, **common}
+        if self.form == "candidates":
+            *band, crowding, candidate = self.candidates
+            return {"score_bands": list(self.score_bands), "people_per_band": band, "people_per_crowding": crowding,
+                    "candidate_score": CANDIDATE_SCORE, "people_per_candidate": candidate, **common}
         return {"score_bands": list(self.score_bands), "people_per_band": list(self.people_per_band),
                 "people_per_crowding": self.people_per_crowding, **common}
 
@@ -158,16 +172,20 @@ def cross_validated_factor(raw: np.ndarray, truth: np.ndarray, folds: int = FOLD
         _lad_factor(per_zone[fit].sum(1), truth[fit]) * per_zone[score]).sum(1))
 
 
-def _banded(features: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Banded weights for image features (images, bands + 1)."""
-    return _lad(features, truth, [MAX_PER_DETECTION] * (features.shape[1] - 1) + [MAX_PER_CROWDING])
+def _banded(features: np.ndarray, truth: np.ndarray, candidates: bool = False) -> np.ndarray:
+    """Banded weights for image features (images, bands + 1), or (images, bands + 2) with ``candidates``
+    (their column last)."""
+    bands = features.shape[1] - 1 - candidates
+    return _lad(features, truth, [MAX_PER_DETECTION] * bands + [MAX_PER_CROWDING] + [MAX_PER_DETECTION] * candidates)
 
 
-def cross_validated_banded(features: np.ndarray, truth: np.ndarray, folds: int = FOLDS) -> np.ndarray:
-    """Each image's count by banded weights fitted on the other folds; ``features`` (images[, zones], F)."""
+def cross_validated_banded(features: np.ndarray, truth: np.ndarray, folds: int = FOLDS,
+                           candidates: bool = False) -> np.ndarray:
+    """Each image's count by banded weights fitted on the other folds; ``features`` (images[, zones], F),
+    the candidates' column last with ``candidates``."""
     per_zone, truth = _zones(features, 1), np.asarray(truth, float)
     return _cv(len(truth), folds, lambda fit, score: np.round(
-        per_zone[score] @ _banded(per_zone[fit].sum(1), truth[fit])).sum(1))
+        per_zone[score] @ _banded(per_zone[fit].sum(1), truth[fit], candidates)).sum(1))
 
 
 def _stats(predicted: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -192,8 +210,9 @@ def fit_correction(raw: np.ndarray | list[int], truth: np.ndarray | list[int], f
     """Fit each form on all images after measuring its ``folds``-fold cross-validated error; keep the best.
 
     ``raw``: counted detections per image (images,) or per zone (images, zones); ``features``:
-    edge.correction.zone_features per image (images[, zones], len(bands) + 1), or None for the
-    factor alone. A form replaces a simpler one only when its error is lower.
+    edge.correction.zone_features per image (images[, zones], len(bands) + 1), with the candidates'
+    column (len(bands) + 2) for the candidates form too, or None for the factor alone. A form replaces
+    a simpler one only when its error is lower.
 
     >>> fit = fit_correction([4, 8, 2, 6, 10, 5, 3, 7, 9, 1], [6, 12, 3, 9, 15, 8, 4, 10, 14, 2])
     >>> fit.form, round(fit.people_per_detection, 2), fit.raw_bias
@@ -217,16 +236,23 @@ def fit_correction(raw: np.ndarray | list[int], truth: np.ndarray | list[int], f
     banded: dict = {}
     if features is not None:
         feats = _zones(features, 1)
-        if feats.shape[-1] != len(bands) + 1:
+        if feats.shape[-1] not in (len(bands) + 1, len(bands) + 2):
             raise ValueError(f"{feats.shape[-1]} features per zone for {len(bands)} score bands (expected "
-                             f"{len(bands) + 1})")
-        banded_mae, banded_bias = _stats(cross_validated_banded(feats, truth, folds), truth)
-        w = _banded(feats.sum(1), truth)
+                             f"{len(bands) + 1}, or {len(bands) + 2} with candidates)")
+        plain = feats[..., :len(bands) + 1]
+        banded_mae, banded_bias = _stats(cross_validated_banded(plain, truth, folds), truth)
+        w = _banded(plain.sum(1), truth)
         banded = {"score_bands": tuple(bands), "people_per_band": tuple(round(float(v), 4) for v in w[:-1]),
                   "people_per_crowding": round(float(w[-1]), 4), "banded_cv_mae": banded_mae,
                   "banded_cv_bias": banded_bias}
         if banded_mae < best[1]:
             best = ("banded", banded_mae, banded_bias)
+        if feats.shape[-1] == len(bands) + 2:
+            cand_mae, cand_bias = _stats(cross_validated_banded(feats, truth, folds, candidates=True), truth)
+            banded |= {"candidates": tuple(round(float(v), 4) for v in _banded(feats.sum(1), truth, True)),
+                       "candidates_cv_mae": cand_mae, "candidates_cv_bias": cand_bias}
+            if cand_mae < best[1]:
+                best = ("candidates", cand_mae, cand_bias)
     return CorrectionFit(best[0], n, folds, best[1], best[2], raw_mae, raw_bias, factor, factor_mae, factor_bias,
                          **banded)
 
@@ -238,15 +264,21 @@ def predict(fit: CorrectionFit, raw: np.ndarray, features: np.ndarray | None = N
         return raw_z.sum(1)
     if fit.form == "factor":
         return np.round(fit.people_per_detection * raw_z).sum(1)
+    feats = _zones(features, 1)
+    if fit.form == "candidates":
+        return np.round(feats @ np.array(fit.candidates)).sum(1)
     w = np.array([*fit.people_per_band, fit.people_per_crowding])
-    return np.round(_zones(features, 1) @ w).sum(1)
+    return np.round(feats[..., :len(w)] @ w).sum(1)
 
 
 def cross_validated_fit(raw: np.ndarray, truth: np.ndarray, features: np.ndarray | None = None,
-                        bands: tuple[float, ...] = (FLOOR, 0.1), folds: int = FOLDS) -> tuple[np.ndarray, list[str]]:
+                        bands: tuple[float, ...] = (FLOOR, 0.1), folds: int = FOLDS,
+                        groups: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
     """Nested cross-validation of ``fit_correction``: each outer fold is counted by the form and weights
     that ``fit_correction`` chooses on the other folds alone (its own inner folds included).
 
+    ``groups`` (e.g. each snapshot's capture date): the outer folds are the groups, each scored by a fit
+    on all the others (snapshots of one day are alike, so a day is never both fitted and scored).
     Returns each image's count and the form chosen per outer fold.
     """
     raw_z, truth = _zones(raw, 0), np.asarray(truth, float)
@@ -259,4 +291,10 @@ def cross_validated_fit(raw: np.ndarray, truth: np.ndarray, features: np.ndarray
         forms.append(fit.form)
         return predict(fit, raw_z[score_idx], None if feats is None else feats[score_idx])
 
-    return _cv(len(truth), folds, fit_predict), forms
+    if groups is None:
+        return _cv(len(truth), folds, fit_predict), forms
+    predicted = np.zeros(len(truth))
+    for day in np.unique(groups):
+        scored = np.flatnonzero(groups == day)
+        predicted[scored] = fit_predict(np.flatnonzero(groups != day), scored)
+    return predicted, forms

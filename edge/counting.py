@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibration.site import Camera, SmoothingSettings
-from edge.correction import corrected_counts, zone_features
+from edge.correction import candidate_boxes, corrected_counts, zone_features
 from edge.detections import Detections
 from edge.detector import Detector
 from edge.smoothing import CountSmoother
@@ -49,17 +49,22 @@ class CameraCounter:
         self._areas: dict[tuple[int, int], np.ndarray] = {}
         if lowest is not None and lowest < self.threshold:
             self.search_options["confidence"] = lowest
+        if self.correction is not None and self.correction.candidate_score is not None:
+            self.search_options["candidates"] = self.correction.candidate_score
 
     def count(self, detections: Detections, width: int, height: int, ts: float) -> ZoneCounts:
         """``detections`` as ``detect`` gives them (with the correction's low-scoring ones, if it has any)."""
         counted = detections
-        if self.search_options != self.detect_options:
+        if self.search_options.get("confidence") != self.detect_options.get("confidence"):
             counted = detections.filter(detections.confidence > self.threshold)
         raw = self.zones.count(counted, width, height)
         features = None
         if self.correction is not None and self.correction.score_bands:
+            candidates = None
+            if self.correction.candidate_score is not None:
+                candidates = self.zones.membership(candidate_boxes(detections), width, height)
             features = zone_features(detections, self.zones.membership(detections, width, height),
-                                     self._zone_areas(width, height), self.correction.score_bands)
+                                     self._zone_areas(width, height), self.correction.score_bands, candidates)
         corrected = corrected_counts(raw, self.correction, features)
         smoothed = {z: self.smoothers[z].update(n, ts) for z, n in corrected.items()}
         return ZoneCounts(raw, smoothed, counted, corrected)

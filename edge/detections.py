@@ -20,10 +20,13 @@ class Detections:
     """Person boxes in frame pixels.
 
     xyxy: float32 array (N, 4) of left, top, right, bottom; confidence: float32 (N,).
+    candidates: when asked of the detector (a count correction that uses them), the boxes it
+    proposed before NMS above a low score, float32 (M, 4); None otherwise.
     """
 
     xyxy: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     confidence: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
+    candidates: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.xyxy)

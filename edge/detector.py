@@ -271,13 +271,18 @@ class Detector:
         return np.concatenate([session.run(None, {self.input_name: blob[i:i + 1]})[0] for i in range(len(blob))])
 
     def postprocess(self, output: np.ndarray, box: Letterbox, confidence: float | None = None,
-                    iou: float | None = None) -> Detections:
-        """Decode person boxes above the confidence threshold, map them to frame pixels, apply NMS."""
+                    iou: float | None = None, candidates: float | None = None) -> Detections:
+        """Decode person boxes above the confidence threshold, map them to frame pixels, apply NMS.
+
+        With ``candidates`` (a score below the confidence) the boxes proposed above that score,
+        before NMS, come along as ``Detections.candidates`` (a count correction's crowd measure).
+        """
         conf = confidence or self.config.confidence
+        low = min(conf, candidates) if candidates else conf
         if self.family is Family.YOLOX:
             out = output[0]
             scores = out[:, 4] * out[:, 5 + PERSON]
-            keep = np.flatnonzero(scores > conf)
+            keep = np.flatnonzero(scores > low)
             _, grid, strides = self._yolox[(box.input_height, box.input_width)]
             raw, stride = out[keep], strides[keep, None]
             centre = (raw[:, :2] + grid[keep]) * stride
@@ -285,36 +290,44 @@ class Detector:
         elif self.family is Family.YOLOV5:
             out = output[0]
             scores = out[:, 4] * out[:, 5 + PERSON]
-            keep = np.flatnonzero(scores > conf)
+            keep = np.flatnonzero(scores > low)
             centre, size = out[keep, :2], out[keep, 2:4]
         else:
             out = output[0]
             scores = out[4 + PERSON]
-            keep = np.flatnonzero(scores > conf)
+            keep = np.flatnonzero(scores > low)
             centre, size = out[:2, keep].T, out[2:4, keep].T
         scores = scores[keep].astype(np.float32)
-        if not len(keep):
-            return Detections()
         xy0 = (centre - size / 2 - (box.pad_x, box.pad_y)) / box.scale
         wh = size / box.scale
+        proposed = None
+        if candidates:
+            proposed = np.concatenate([xy0, xy0 + wh], 1).astype(np.float32).reshape(-1, 4)
+            np.clip(proposed, 0, (box.width, box.height, box.width, box.height), out=proposed)
+            above = scores > conf
+            xy0, wh, scores = xy0[above], wh[above], scores[above]
+        if not len(scores):
+            return Detections(candidates=proposed)
         picked = cv2.dnn.NMSBoxes(np.concatenate([xy0, wh], 1).tolist(), scores.tolist(), conf, iou or self.config.iou)
         picked = np.asarray(picked, dtype=np.int64).reshape(-1)
         xyxy = np.concatenate([xy0[picked], xy0[picked] + wh[picked]], 1)
         np.clip(xyxy, 0, (box.width, box.height, box.width, box.height), out=xyxy)
-        return Detections(xyxy.astype(np.float32), scores[picked])
+        return Detections(xyxy.astype(np.float32), scores[picked], proposed)
 
     def __call__(self, frame: np.ndarray, input_size: int | None = None, confidence: float | None = None,
-                 iou: float | None = None, tiles: "TileSettings | dict | None" = None) -> Detections:
+                 iou: float | None = None, tiles: "TileSettings | dict | None" = None,
+                 candidates: float | None = None) -> Detections:
         """People in ``frame``; the keyword settings (a camera's, see CameraDetector) override the config.
 
-        With ``tiles`` the frame is detected tile by tile and merged (edge/tiling.py).
+        With ``tiles`` the frame is detected tile by tile and merged (edge/tiling.py); the boxes
+        proposed before NMS (``candidates``, see ``postprocess``) are then not kept: tiles overlap.
         """
         if tiles is not None:
             from edge.tiling import detect_tiled
 
             return detect_tiled(self, frame, tiles, input_size, confidence, iou)
         blob, box = self.preprocess(frame, input_size)
-        return self.postprocess(self.infer(blob), box, confidence, iou)
+        return self.postprocess(self.infer(blob), box, confidence, iou, candidates)
 
     def detect_many(self, frames: list[np.ndarray], settings: list[dict] | None = None) -> list[Detections]:
         """People in several frames (one camera's each), with one ``session.run`` per input shape.
@@ -342,5 +355,5 @@ class Detector:
             output = self.infer(blob)
             for row, i in enumerate(members):
                 found[i] = self.postprocess(output[row:row + 1], boxes[i], settings[i].get("confidence"),
-                                            settings[i].get("iou"))
+                                            settings[i].get("iou"), settings[i].get("candidates"))
         return found

@@ -3,7 +3,8 @@
 The camera's own zones, masks and detector settings count the snapshots (any
 correction already stored is ignored, so a refit starts from the detections); the
 detector is also asked for the detections scoring down to the correction's floor,
-in the same pass. Detections alone, the one factor and the banded form are scored
+in the same pass, with the boxes it proposes before NMS. Detections alone, the one factor
+and the banded forms (without and with those candidates) are scored
 by cross-validation (edge/count_fit.py) and the best is written under the camera
 in the site file, comments and order kept, the old file backed up.
 """
@@ -22,8 +23,8 @@ from calibration.site import load_site
 from calibration.site_edit import save_site_text, set_camera_entry
 from edge.cli import USER_ERRORS, camera_of, detector_config, detector_options
 from edge.cli_errors import fail
-from edge.correction import zone_features
-from edge.count_fit import CorrectionFit, FitError, fit_correction, score_bands
+from edge.correction import candidate_boxes, zone_features
+from edge.count_fit import CANDIDATE_SCORE, CorrectionFit, FitError, fit_correction, score_bands
 from edge.counting import CameraCounter
 from edge.detector import Detector
 
@@ -35,21 +36,23 @@ class Snapshots:
     names: list[str]
     truth: np.ndarray     # (images,) hand counts
     raw: np.ndarray       # (images, zones) detections above the camera's confidence
-    features: np.ndarray  # (images, zones, len(bands) + 1) edge.correction.zone_features
+    features: np.ndarray  # (images, zones, len(bands) + 2) edge.correction.zone_features with candidates
     bands: tuple[float, ...]
     busy_s: float         # reading and detecting
 
 
 def measure_snapshots(counter: CameraCounter, images: list[Path], counts: dict[str, int],
                       bands: tuple[float, ...] | None = None, progress: bool = False) -> Snapshots:
-    """Detect once per snapshot with the camera's settings down to the lowest band; count and describe it."""
+    """Detect once per snapshot with the camera's settings down to the lowest band, with the boxes proposed
+    before NMS above CANDIDATE_SCORE; count and describe it."""
     import cv2
     from tqdm import tqdm
 
     from edge.evaluation import GroundTruthError
 
     bands = bands or score_bands(counter.threshold)
-    options = {**counter.detect_options, "confidence": min(bands[0], counter.threshold)}
+    options = {**counter.detect_options, "confidence": min(bands[0], counter.threshold),
+               "candidates": CANDIDATE_SCORE}
     raw, features, busy = [], [], 0.0
     for path in tqdm(images, disable=not progress, unit="image", desc="fit-counts"):
         started = time.perf_counter()
@@ -61,7 +64,8 @@ def measure_snapshots(counter: CameraCounter, images: list[Path], counts: dict[s
         busy += time.perf_counter() - started
         counted = found.filter(found.confidence > counter.threshold)
         raw.append(list(counter.zones.count(counted, w, h).values()))
-        features.append(zone_features(found, counter.zones.membership(found, w, h), counter.zones.areas(w, h), bands))
+        features.append(zone_features(found, counter.zones.membership(found, w, h), counter.zones.areas(w, h), bands,
+                                      counter.zones.membership(candidate_boxes(found), w, h)))
     return Snapshots([p.name for p in images], np.array([counts[p.name] for p in images], float),
                      np.array(raw, float), np.array(features, float), bands, busy)
 
@@ -78,8 +82,15 @@ def report(camera_id: str, snaps: Snapshots, fit: CorrectionFit) -> list[str]:
                                                                              fit.score_bands))
         lines.append(f"  banded ({fit.folds}-fold, by name/time):        MAE {fit.banded_cv_mae:.2f}, bias "
                      f"{fit.banded_cv_bias:+.2f}; {bands}; {fit.people_per_crowding:.2f} per unit of crowding")
+    if fit.candidates is not None:
+        *band_w, crowding, candidate = fit.candidates
+        bands = ", ".join(f"{w:.2f} per detection from {b:g}" for w, b in zip(band_w, fit.score_bands))
+        lines.append(f"  banded + candidates ({fit.folds}-fold, by name/time): MAE {fit.candidates_cv_mae:.2f}, bias "
+                     f"{fit.candidates_cv_bias:+.2f}; {bands}; {crowding:.2f} per unit of crowding; "
+                     f"{candidate:.3f} per box proposed before NMS above {CANDIDATE_SCORE:g}")
     kept = {"none": "detections alone count best on these snapshots: no correction",
-            "factor": "kept: the one factor", "banded": "kept: the banded correction"}[fit.form]
+            "factor": "kept: the one factor", "banded": "kept: the banded correction",
+            "candidates": "kept: the banded correction with candidates"}[fit.form]
     lines.append(f"  {kept}")
     return lines
 

@@ -375,3 +375,112 @@ def test_a_banded_correction_counts_the_same_detections_as_raw_and_publishes_mor
     old = CameraCounter(detector, camera.model_copy(update={"count_correction": CountCorrection(
         people_per_detection=1.5, images=30)})).process(frame, 0.0)
     assert old.raw == plain.raw and old.corrected == {z: round(1.5 * n) for z, n in plain.raw.items()}
+
+
+# the banded correction with candidates (boxes proposed before NMS)
+
+
+CANDIDATES = {**BANDED, "candidate_score": 0.01, "people_per_candidate": 0.04}
+
+
+def test_a_correction_with_candidates_round_trips_and_bad_ones_name_the_field(tmp_path):
+    text = set_camera_entry(SITE_TEXT, "cam1", "count_correction", {**CANDIDATES, "cv_mae": 2.8, "raw_cv_mae": 3.4})
+    path = tmp_path / "site.yaml"
+    save_site_text(path, text)
+    again = parse_site(path.read_text()).camera("cam1").count_correction
+    assert again == CountCorrection(**CANDIDATES, cv_mae=2.8, raw_cv_mae=3.4)
+    assert parse_site(set_camera_entry(path.read_text(), "cam1", "count_correction", again.model_dump(
+        exclude_none=True))).camera("cam1").count_correction == again  # written back as read
+    assert "# the installer's notes stay" in path.read_text()
+    for bad, message in [({**BANDED, "people_per_candidate": 0.04}, "needs candidate_score"),
+                         ({**CANDIDATES, "candidate_score": 1.5}, "candidate_score: must be less than 1.0"),
+                         ({**CANDIDATES, "people_per_candidate": -0.1}, "people_per_candidate"),
+                         ({"people_per_detection": 1.2, "candidate_score": 0.01, "images": 3}, "banded form")]:
+        with pytest.raises(SiteError, match=r"<site>:\d+: cameras\[0\].count_correction") as err:
+            parse_site(set_camera_entry(SITE_TEXT, "cam1", "count_correction", bad))
+        assert message in str(err.value)
+
+
+def test_fit_correction_keeps_candidates_when_they_explain_the_hidden_people():
+    from edge.correction import corrected_counts
+    from edge.count_fit import CANDIDATE_SCORE, fit_correction, predict
+
+    rng = np.random.default_rng(5)
+    counted = rng.integers(0, 30, 60).astype(float)
+    low = rng.integers(0, 10, 60).astype(float)
+    hidden = rng.integers(0, 20, 60).astype(float)  # people no box is kept for, but the detector proposed boxes
+    proposed = 25 * (counted + hidden) + rng.integers(0, 5, 60)
+    crowding = counted ** 2 / 80
+    truth = counted + hidden
+    features = np.stack([low, counted, crowding, proposed], 1)
+    fit = fit_correction(counted, truth, features, (0.05, 0.1))
+    assert fit.form == "candidates"
+    assert fit.candidates_cv_mae < 0.5 * min(fit.banded_cv_mae, fit.factor_cv_mae, fit.raw_mae)
+    assert fit.candidates[-1] == pytest.approx(1 / 25, rel=0.1)
+    entry = CountCorrection(**fit.entry())
+    assert entry.candidate_score == CANDIDATE_SCORE and entry.people_per_candidate == fit.candidates[-1]
+    # the edge's numpy arithmetic gives the fit's counts, zone by zone
+    edge = [corrected_counts({"all": int(n)}, entry, f[None])["all"] for n, f in zip(counted, features)]
+    assert edge == predict(fit, counted, features).tolist()
+    without = fit_correction(counted, truth, features[:, :3], (0.05, 0.1))  # no candidates: the older forms
+    assert without.form in ("none", "factor", "banded") and without.candidates is None
+
+
+def test_candidates_come_from_the_same_pass_and_leave_raw_alone(brt):
+    camera = parse_site(BRT_SITE.read_text()).camera("cam1")
+    frame = cv2.imread(str(sorted((brt / "frames").glob("1-*.jpg"))[300]))
+    detector = Detector(DetectorConfig())
+    plain = CameraCounter(detector, camera)
+    counter = CameraCounter(detector, camera.model_copy(update={"count_correction": CountCorrection(**CANDIDATES)}))
+    assert counter.search_options == {"input_size": 960, "confidence": 0.05, "candidates": 0.01}
+    found = counter.detect(frame)
+    assert found.candidates is not None and len(found.candidates) > 3 * len(found)
+    batched = detect_many_one(counter, frame)
+    assert np.array_equal(batched.candidates, found.candidates) and np.array_equal(batched.xyxy, found.xyxy)
+    h, w = frame.shape[:2]
+    result = counter.count(found, w, h, 0.0)
+    before = plain.process(frame, 0.0)
+    assert result.raw == before.raw and np.array_equal(result.detections.xyxy, before.detections.xyxy)
+    bands = CountCorrection(**BANDED)
+    banded = CameraCounter(detector, camera.model_copy(update={"count_correction": bands})).process(frame, 0.0)
+    # the candidates' weight on top of the banded form: 0.04 per proposed box
+    added = sum(result.corrected.values()) - sum(banded.corrected.values())
+    assert added == pytest.approx(0.04 * len(found.candidates), abs=1)
+    no_proposals = Detections(found.xyxy, found.confidence)  # e.g. a tiled camera: none are kept
+    assert counter.count(no_proposals, w, h, 0.0).corrected == banded.corrected
+
+
+def detect_many_one(counter: CameraCounter, frame: np.ndarray) -> Detections:
+    from edge.counting import detect_many
+
+    return detect_many([counter, counter], [frame, frame])[1]
+
+
+def test_fit_counts_with_candidates_on_earlier_days_counts_a_later_day_better(brt, tmp_path):
+    """The dense camera as set up: hand counts of the days before 6 May 2017 (every second), scored on
+    snapshots of 6 May (every sixth): no day is both fitted and scored."""
+    counts = load_counts(brt / "counts.csv")
+    names = sorted(n for n in counts if n.startswith("1-"))
+    earlier = [n for n in names if n[2:10] < "20170506"][::2]
+    later = [n for n in names if n[2:10] >= "20170506"][::6]
+    for folder, chosen in (("earlier", earlier), ("later", later)):
+        (tmp_path / folder).mkdir()
+        for name in chosen:
+            (tmp_path / folder / name).symlink_to(brt / "frames" / name)
+        with (tmp_path / folder / "counts.csv").open("w", newline="") as fh:
+            csv.writer(fh).writerows([["image", "count"], *([n, counts[n]] for n in chosen)])
+    site = tmp_path / "site.yaml"
+    site.write_text(BRT_SITE.read_text())
+    done = run("fit-counts", str(site), "--camera", "cam1", "--images", str(tmp_path / "earlier"),
+               "--gt", str(tmp_path / "earlier" / "counts.csv"))
+    assert done.returncode == 0, done.stderr
+    assert "banded + candidates" in done.stdout
+    correction = parse_site(site.read_text()).camera("cam1").count_correction
+    assert correction.images == len(earlier) and correction.people_per_candidate > 0
+    scored = run("eval", str(tmp_path / "later"), "--gt", str(tmp_path / "later" / "counts.csv"), "--site", str(site),
+                 "--camera", "cam1")
+    assert scored.returncode == 0, scored.stderr
+    result = json.loads(scored.stdout)
+    assert result["correction"]["people_per_candidate"] == correction.people_per_candidate
+    assert result["count_mae"] < result["raw_count_mae"] - 0.2
+    assert abs(result["bias"]) <= 1
