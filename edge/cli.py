@@ -126,7 +126,7 @@ def eval_cmd(video, gt_path, points_path, out, gt_frame_offset, site_path, camer
     """Measure counting accuracy on VIDEO (or a folder of images) against ground truth; prints one JSON line."""
     counter, ahead = build_counter(site_path, camera_id, model, model_dir, confidence, threads)
     if Path(video).is_dir():
-        click.echo(json.dumps(eval_images(counter, video, gt_path, points_path, out, progress)))
+        click.echo(json.dumps(eval_images(counter, video, gt_path, points_path, out, progress, ahead)))
         return
     if points_path or out:
         raise GroundTruthError("--gt-points and --out are for a folder of images")
@@ -134,7 +134,7 @@ def eval_cmd(video, gt_path, points_path, out, gt_frame_offset, site_path, camer
 
 
 def eval_images(counter: CameraCounter, folder: str, gt_path: str, points_path: str | None, out: str | None,
-                progress: bool) -> dict:
+                progress: bool, ahead: int = 1) -> dict:
     """``hallgrid eval`` on stills: the summary, and the per-image counts written to ``out``."""
     from edge.correction import describe
     from edge.evaluation import evaluate_images
@@ -142,7 +142,7 @@ def eval_images(counter: CameraCounter, folder: str, gt_path: str, points_path: 
 
     counts = load_counts(gt_path)
     points = load_points(points_path) if points_path else None
-    score = evaluate_images(counter, images_of(folder, counts), counts, points, progress)
+    score = evaluate_images(counter, images_of(folder, counts), counts, points, progress, ahead)
     if out:
         with Path(out).open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)

@@ -197,33 +197,40 @@ class ImageScore:
 
 
 def evaluate_images(counter: "CameraCounter", images: list[Path], counts: dict[str, int],
-                    points: dict[str, np.ndarray] | None = None, progress: bool = False) -> ImageScore:
+                    points: dict[str, np.ndarray] | None = None, progress: bool = False, ahead: int = 1) -> ImageScore:
     """Count each still image (zones, masks, the camera's detector settings and correction) against hand counts.
 
     A still is one moment, so its count is the corrected count of that frame, not
     smoothed; the camera's count is the sum over its zones (the whole frame without
     zones). With head points, a point is in a zone when the point itself is.
     ``busy_s`` covers reading, detecting and counting, not the scoring nor a first untimed detection
-    (it builds the detector's session for the frame shape, a one-off cost of a live camera too).
+    (it builds the detector's session for the frame shape, a one-off cost of a live camera too);
+    ``ahead`` images are detected at once (``edge.counting.count_stream``).
     """
     import time
 
     import cv2
     from tqdm import tqdm
 
+    from edge.counting import count_stream
+
+    def frames():
+        for i, path in enumerate(images):
+            frame = cv2.imread(str(path))
+            if frame is None:
+                raise GroundTruthError(f"{path}: cannot be read as an image")
+            yield i, float(i), frame
+
     zones = counter.zones
     score = ImageScore()
     if images and (first := cv2.imread(str(images[0]))) is not None:
         counter.detect(first)
-    for path in tqdm(images, disable=not progress, unit="image", desc="eval"):
-        started = time.perf_counter()
-        frame = cv2.imread(str(path))
-        if frame is None:
-            raise GroundTruthError(f"{path}: cannot be read as an image")
-        h, w = frame.shape[:2]
-        detections = counter.detect(frame)
-        result = counter.count(detections, w, h, float(len(score.rows)))
+    started = time.perf_counter()
+    counted_images = count_stream(counter, frames(), ahead)
+    for i, _, frame, result in tqdm(counted_images, total=len(images), disable=not progress, unit="image",
+                                    desc="eval"):
         score.busy_s += time.perf_counter() - started
+        path, (h, w) = images[i], frame.shape[:2]
         score.rows.append((path.name, counts[path.name], sum(result.corrected.values()), sum(result.raw.values())))
         if points is not None:
             heads = points.get(path.name, np.zeros((0, 2), np.float32))
@@ -233,4 +240,5 @@ def evaluate_images(counter: "CameraCounter", images: list[Path], counts: dict[s
             score.matched += match_points(heads, counted.xyxy)
             score.n_points += len(heads)
             score.n_boxes += len(counted)
+        started = time.perf_counter()
     return score
