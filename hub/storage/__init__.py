@@ -24,7 +24,7 @@ from edge.contract import parse_ts
 meta = MetaData()
 
 # Weeks of history are read by site and time (the board's last hour, restores, reviews): each table's
-# composite index leads with the site and ends with the time, so a range read touches only its rows.
+# composite index leads with the site and then the time, so a range read touches only its rows.
 occupancy = Table("occupancy", meta,
                   Column("id", Integer, primary_key=True), Column("site", String(64)),
                   Column("camera", String(64)), Column("zone", String(64)), Column("ts", Float),
