@@ -106,7 +106,7 @@ def fill(url: str, site_ids: list[str], days: list[date], templates, tz: ZoneInf
                     continue
                 ts = midnight + off
                 tickets.append({"site": sid, "kind": kind, "ticket": ticket, "ts": ts, "received_at": ts,
-                                "event": {**event, "ts": iso_ts(ts), "site": sid}})
+                                "event": {**event, "ts": iso_ts(ts), "site": sid}, "service": event.get("service")})
             for a, m0 in day_alerts:
                 shift = midnight - m0
                 moved = {k: (iso_ts(parse_ts(v) + shift) if k.endswith("_at") and v else v) for k, v in a.items()}

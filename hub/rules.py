@@ -72,9 +72,12 @@ def long_wait(st: SiteState, now: float, only: set[str] | None = None) -> list[C
             new = 1.0 if waiting else 0.0
         else:
             new = exceed_probability(f["wait_low_s"], f["predicted_wait_s"], f["wait_high_s"], r.max_wait_s)
-        oldest = risk.risk(svc.id, f["oldest_wait_s"]) if waiting else 0.0
+        # the exact wait, not the figure (rounded to 0.1 s for people): rounded down, it put ``due`` up to 50 ms
+        # after the instant the risk is reached, the limit itself when the risk only gets there at the limit
+        hol = st.waits.states(now)[svc.id].hol_s
+        oldest = risk.risk(svc.id, hol) if waiting else 0.0
         value = max(new, oldest)
-        due = now + risk.reaches(svc.id, r.long_wait_risk) - f["oldest_wait_s"] if waiting else None
+        due = now + risk.reaches(svc.id, r.long_wait_risk) - hol if waiting else None
         owner, where = _service_place(st, svc)
         closed = _closed_counters(st, svc.id)
         by_oldest = oldest > new and wait_reason(f) == "ok"

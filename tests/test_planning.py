@@ -27,7 +27,7 @@ from hub.planning.history import (SLOTS_PER_DAY, Arrivals, fold_stats, read_arri
                                   read_stats, slot_start)
 from hub.planning.staffing import long_waits, pool_load, pools
 from hub.service import Hub
-from hub.storage import Storage, ticket_events
+from hub.storage import Storage, ticket_events, ticket_row
 from hub.tickets import from_dict
 
 from test_hub_scenario import wait_until
@@ -76,8 +76,7 @@ def history_rows(days: int = 7, per_slot: int = 4, service_s: float = 180.0) -> 
                 for kind, ts, extra in (("issued", t0, {"service": "billing"}), ("called", t0 + 1, {"counter": "1"}),
                                         ("served", t0 + 1 + service_s, {})):
                     e = from_dict({"event": kind, "ticket": f"A{n:03d}", "ts": iso_ts(ts), **extra}, ts)
-                    rows.append({"site": "hall-6", "kind": e.kind, "ticket": e.ticket, "ts": e.ts, "received_at": e.ts,
-                                 "event": e.to_dict()})
+                    rows.append(ticket_row("hall-6", e, e.ts))
     return rows
 
 

@@ -357,6 +357,23 @@ def test_alert_held_until_calm_and_due_times_are_told():
     assert m.next_due(T + 400) == T + 460
 
 
+def test_long_wait_is_due_at_the_exact_instant_not_the_rounded_wait():
+    """``due_at`` comes from the oldest ticket's exact wait: the figure people see is rounded to 0.1 s, and
+    rounded down it put the due instant up to 50 ms late, after the wait had crossed the limit when the risk
+    only gets to its level at the limit (a real miss in eval-forecast, NW on 10 Feb 1999)."""
+    from hub.rules import long_wait
+
+    site = hall_site(max_wait_s=120)
+    st = SiteState(site)
+    st.book.apply(TicketEvent("counter_open", T, counter="1"), T)
+    issued = T + 100.0
+    st.book.apply(TicketEvent("issued", issued, ticket="A1", service="billing"), issued)
+    now = issued + 60.046                       # shown as 60.0 s
+    assert st.service_figures("billing", now)["oldest_wait_s"] == 60.0
+    [c] = [c for c in long_wait(st, now) if c.key == "long_wait:billing"]
+    assert c.due_at == pytest.approx(issued + st.wait_risk.reaches("billing", site.rules.long_wait_risk), abs=1e-6)
+
+
 def _long_wait_log(probe_wait: float) -> list[TicketEvent]:
     """One billing counter: 30 tickets of which every third waited 200 s (the others 20 s), then, half an
     hour later, one ticket that waits ``probe_wait`` s."""

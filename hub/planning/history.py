@@ -187,12 +187,13 @@ def _bucket_sqlite(element, compiler, **kw):
 
 
 def _fold_arrivals(tz: ZoneInfo, ts: np.ndarray, services: np.ndarray, weights: np.ndarray) -> Arrivals:
-    """Arrivals from instants (or quarter-hour starts) with a service and a count each, folded with numpy."""
+    """Arrivals from instants (or quarter-hour starts) with a service (None: "") and a count each, folded with
+    numpy."""
     out = Arrivals(tz)
     if ts.size == 0:
         return out
     days, slots = local_slots(ts, tz)
-    names, svc = np.unique(services.astype(str), return_inverse=True)
+    names, svc = np.unique(np.where(np.equal(services, None), "", services).astype(str), return_inverse=True)
     dnames, didx = np.unique(days, return_inverse=True)
     grid = np.zeros((len(names), len(dnames), SLOTS_PER_DAY))
     np.add.at(grid, (svc.reshape(-1), didx.reshape(-1), slots), weights)
@@ -205,22 +206,15 @@ def _fold_arrivals(tz: ZoneInfo, ts: np.ndarray, services: np.ndarray, weights: 
     return out
 
 
-def _service_expr():
-    from hub.storage import ticket_events as te
-
-    return te.c.event["service"].as_string()
-
-
 def read_arrivals(storage, site: str, tz: ZoneInfo, since: float, until: float) -> Arrivals:
     """Issued tickets of ``site`` with ``since <= ts < until`` from storage.
 
-    The service is read with the database's own JSON operator (SQLAlchemy renders it for SQLite and
-    PostgreSQL alike), so no event document is decoded in Python."""
+    The service is its own column (migration 0003), so no event document is read."""
     from sqlalchemy import select
 
     from hub.storage import ticket_events as te
 
-    q = (select(te.c.ts, _service_expr())
+    q = (select(te.c.ts, te.c.service)
          .where(te.c.site == site, te.c.ts >= since, te.c.ts < until, te.c.kind == "issued"))
     with storage.engine.connect() as conn:
         rows = conn.execute(q).all()
@@ -231,18 +225,18 @@ def read_arrivals(storage, site: str, tz: ZoneInfo, since: float, until: float) 
 
 
 def _stats_query(site: str, since: float, until: float):
-    from sqlalchemy import case, select
+    from sqlalchemy import select
 
     from hub.storage import ticket_events as te
 
-    return (select(te.c.ts, te.c.kind, te.c.ticket, case((te.c.kind == "issued", _service_expr()), else_=None))
+    return (select(te.c.ts, te.c.kind, te.c.ticket, te.c.service)
             .where(te.c.site == site, te.c.ts >= since, te.c.ts < until, te.c.kind.in_(STATS_KINDS))
             .order_by(te.c.ts))
 
 
 def read_stats(storage, site: str, tz: ZoneInfo, since: float, until: float, prior_s: float) -> ServiceStats:
     """Service times and abandonment of ``site`` from its ticket events with ``since <= ts < until``
-    (the service is read from the JSON of issued rows only)."""
+    (the service is read on issued rows only)."""
     with storage.engine.connect() as conn:
         rows = conn.execute(_stats_query(site, since, until)).all()
     return fold_stats(rows, tz, prior_s)
@@ -253,33 +247,47 @@ def read_site_history(storage, site: str, tz: ZoneInfo, arrivals_since: float, s
     """``read_arrivals`` from ``arrivals_since`` and ``read_stats`` from ``stats_since`` in two queries that read
     each stored row once: the older issued tickets counted per quarter hour by the database, the recent
     events (which the statistics need one by one) once for both. The hub does this for every site at the
-    start of each day. Quarter hours in UTC are quarter hours of local time (every zone's offset is a
-    whole number of quarter hours)."""
+    start of each day. Both read the index ``ix_ticket_events_site_ts_covering`` alone (the service is a column
+    since migration 0003, so no row's JSON is read). Quarter hours in UTC are quarter hours of local time (every
+    zone's offset is a whole number of quarter hours)."""
     from sqlalchemy import func, select
 
     from hub.storage import ticket_events as te
 
     split = min(max(stats_since, arrivals_since), until)
-    svc, bucket = _service_expr(), slot_bucket(te.c.ts)
+    svc, bucket = te.c.service, slot_bucket(te.c.ts)
     older = (select(svc, bucket, func.count())
              .where(te.c.site == site, te.c.ts >= arrivals_since, te.c.ts < split, te.c.kind == "issued")
              .group_by(svc, bucket))
     with storage.engine.connect() as conn:
-        counted = conn.execute(older).all() if split > arrivals_since else []
-        recent = conn.execute(_stats_query(site, min(split, stats_since), until)).all()
-    cols = [np.array(c, dtype=object) for c in zip(*recent)] if recent else [np.zeros(0, dtype=object)] * 4
-    ts, kinds, tickets, services = np.asarray(cols[0], dtype=float), cols[1].astype(str), cols[2], cols[3]
+        counted = _columns(conn, older, 3) if split > arrivals_since else _columns(None, None, 3)
+        ts, kinds, tickets, services = _columns(conn, _stats_query(site, min(split, stats_since), until), 4)
+    ts, kinds = ts.astype(float), kinds.astype(str)
     new = (kinds == "issued") & (ts >= arrivals_since)
-    # columns through zip: numpy handed SQLAlchemy rows probes each for array attributes (slow failures)
-    old = np.array(list(zip(*counted)), dtype=object).T if counted else np.zeros((0, 3), dtype=object)
     arrivals = _fold_arrivals(
-        tz, np.concatenate([old[:, 1].astype(float) * SLOT_S, ts[new]]),
-        np.array([x or "" for x in np.concatenate([old[:, 0], services[new]])]),
-        np.concatenate([old[:, 2].astype(float), np.ones(int(new.sum()))]))
+        tz, np.concatenate([counted[1].astype(float) * SLOT_S, ts[new]]),
+        np.concatenate([counted[0], services[new]]),
+        np.concatenate([counted[2].astype(float), np.ones(int(new.sum()))]))
     keep = ts >= stats_since
     stats = (fold_stats_arrays(ts[keep], kinds[keep], tickets[keep], services[keep], tz, prior_s) if keep.any()
              else ServiceStats({}, {}, {}))
     return arrivals, stats
+
+
+def _columns(conn, query, n: int) -> np.ndarray:
+    """The result of ``query`` (``n`` columns) as an (n, rows) object array, fetched from the driver's cursor as
+    plain tuples and handed to numpy whole. A site's weeks are tens of thousands of rows: wrapping each in
+    SQLAlchemy's ``Row`` cost as much as fetching it, and transposing them in Python (``zip``) makes an object
+    per row that keeps the garbage collector busy with the fetched rows (the columns selected need no result
+    processing: floats, strings and integers on both databases)."""
+    if query is None:
+        return np.zeros((n, 0), dtype=object)
+    result = conn.execute(query)
+    try:
+        rows = result.cursor.fetchall()
+    finally:
+        result.close()
+    return np.array(rows, dtype=object).reshape(-1, n).T
 
 
 def history_window(day: date, tz: ZoneInfo, days: int) -> tuple[float, float]:

@@ -128,8 +128,8 @@ def review(storage, site: str, since: float, until: float) -> Review:
             at.c.site == site, at.c.raised_at >= since, at.c.raised_at <= until))]
         earlier = dict(conn.execute(select(at.c.key, func.max(at.c.raised_at)).where(
             at.c.site == site, at.c.raised_at >= since - RECUR_S, at.c.raised_at < since).group_by(at.c.key)).all())
-        tickets = [(ts, kind, ticket, event.get("service", "")) for ts, kind, ticket, event in conn.execute(
-            select(te.c.ts, te.c.kind, te.c.ticket, te.c.event).where(
+        tickets = [(ts, kind, ticket, service or "") for ts, kind, ticket, service in conn.execute(
+            select(te.c.ts, te.c.kind, te.c.ticket, te.c.service).where(
                 te.c.site == site, te.c.ts >= since, te.c.ts <= until,
                 te.c.kind.in_(("issued", "called", "no_show"))).order_by(te.c.ts))]
     groups, people, timings = summarise(rows, earlier)
