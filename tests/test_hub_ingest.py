@@ -8,7 +8,9 @@ worker must keep the order of a site's messages and lose nothing on stop; ``--sh
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 
 import pytest
 
@@ -193,6 +195,41 @@ def test_the_worker_keeps_each_site_s_order_and_stop_loses_nothing(broker, tmp_p
         hub.stop()                                  # what the broker delivered is handled, then stored
     assert hub.stats["occupancy_ok"] + hub.stats["occupancy_old"] == 900
     assert hub.storage.occupancy_count("hall-1") == hub.stats["occupancy_ok"]
+
+
+def test_a_receiver_process_that_dies_is_started_again_and_loses_nothing_the_broker_kept(broker, tmp_path, caplog):
+    """paho runs in a child process (hub.ingest.receiver): killed, it is started again, the hub is not ready
+    meanwhile, the persistent session brings what was sent meanwhile, and refusals are counted through it."""
+    hub = Hub([ingest_site()], Storage(f"sqlite:///{tmp_path / 'hub.db'}"), clock=ManualClock(T0),
+              mqtt_url=broker.url)
+    hub.start()
+    edge = Edge(broker)
+    try:
+        first = hub._receiver.pid
+        assert first != os.getpid() and hub.ready
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: not hub.ready, what="the hub to see its receiver gone")
+        msgs = feed(200, seed=5)
+        for topic, payload in msgs:          # while no receiver is connected: the broker keeps them (QoS 1)
+            edge.client.publish(topic, payload, qos=1)
+        edge.raw(occupancy_topic("hall-1", "cam1", "z1-0"), b'{"v": 2, "site": "hall-1"}')     # refused
+        edge.raw("hallgrid/hall-1/cam1/z1-0/occupancy", b"x" * 66_000)          # over MAX_PAYLOAD, under the broker's limit
+        wait_until(lambda: hub.ready and hub.stats["mqtt_receiver_restarts"] == 1, what="a new receiver subscribed")
+        second = hub._receiver.pid
+        assert second not in (None, first)
+        wait_until(lambda: hub.stats["occupancy_rejected"] + hub.stats["mqtt_rejected"] == 2, what="the refusals")
+        assert hub.drain(10)
+        assert hub.stats["occupancy_ok"] + hub.stats["occupancy_old"] == 200 and hub.stats["errors"] == 0
+        assert [d["source"] for d in hub.drops] == ["occupancy", "mqtt"]
+        assert "payload of 66000 bytes exceeds" in hub.drops[-1]["reason"]
+        assert "dropped occupancy message for hall-1" in caplog.text
+        assert "MQTT receiver process ended" in caplog.text
+    finally:
+        edge.close()
+        hub.stop()
+    assert hub._receiver is None and not hub.ready
+    with pytest.raises(ProcessLookupError):          # stopped with the hub: no process left behind
+        os.kill(second, 0)
 
 
 # --- shards -------------------------------------------------------------------------------------------------
