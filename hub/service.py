@@ -1,6 +1,6 @@
 """The hub service: MQTT in, fusion and rules under one lock, alerts out (MQTT, storage, SSE, notify).
 
-One ``Hub`` object serves one or more sites. Every door (MQTT callback thread, HTTP
+One ``Hub`` object serves one or more sites. Every door (the MQTT ingest worker, HTTP
 requests, the ticker) goes through the same methods under one lock, so state
 never tears; bad input is counted in ``stats`` and logged, never raised into the
 network loop. Time comes from an injected clock, so tests script a whole day.
@@ -435,7 +435,7 @@ class Hub:
         if session is not None:
             try:
                 session.publish(alerts_topic(alert.site, alert.id, self.prefix), alert.to_json(), qos=1, retain=True)
-            except ValueError as exc:   # a topic paho refuses must not stop the tick: stored, board and webhook go on
+            except ValueError as exc:   # a topic MQTT refuses must not stop the tick: stored, board and webhook go on
                 log.error("alert %s not published on MQTT: %s", alert.id[:80], exc)
                 self.stats["alerts_unpublished"] += 1
         self._broadcast("alert", alert.to_dict())

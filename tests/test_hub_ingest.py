@@ -19,6 +19,7 @@ from edge.clock import ManualClock
 from edge.contract import (ContractError, OccupancyMessage, StatusMessage, CameraState, decode_occupancy, iso_ts,
                            occupancy_topic, status_topic)
 from hub.ingest import occupancy as ingest
+from hub.ingest.receiver import check_topic
 from hub.ingest.shard import ShardError, parse_shard, share, shard_of
 from hub.service import Hub
 from hub.storage import Storage
@@ -230,6 +231,13 @@ def test_a_receiver_process_that_dies_is_started_again_and_loses_nothing_the_bro
     assert hub._receiver is None and not hub.ready
     with pytest.raises(ProcessLookupError):          # stopped with the hub: no process left behind
         os.kill(second, 0)
+
+
+def test_a_topic_mqtt_refuses_is_refused_before_it_reaches_the_receiver():
+    check_topic("hallgrid/hall-1/alerts/a1")
+    for bad in ("", "hallgrid/+/alerts/a1", "hallgrid/hall-1/alerts/#", "a" * 65_536):
+        with pytest.raises(ValueError, match="invalid publish topic"):
+            check_topic(bad)
 
 
 # --- shards -------------------------------------------------------------------------------------------------

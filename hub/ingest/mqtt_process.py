@@ -33,7 +33,7 @@ import traceback
 from typing import Any, BinaryIO
 
 HEADER = struct.Struct("<I")
-LINGER_S = 0.001        # a woken flusher lets this much more arrive: batches of messages, not one per frame
+LINGER_S = 0.002        # a woken flusher lets this much more arrive: batches of messages, not one per frame
 MAX_PENDING = 20_000    # messages held here before paho's thread waits (the broker keeps the rest)
 
 
