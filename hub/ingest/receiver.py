@@ -90,7 +90,6 @@ class Receiver:
         self._stopping = threading.Event()
         self._reader: threading.Thread | None = None
         self._writer: threading.Thread | None = None
-        self.restarts = 0
 
     @property
     def pid(self) -> int | None:
@@ -111,10 +110,11 @@ class Receiver:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Close every session, then end the child; returns once all it received is handed over."""
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
-        self._commands.put(("stop",))
+        with self.lock:          # a child started after this (``_spawn``) is told to stop as well
+            if self._stopping.is_set():
+                return
+            self._stopping.set()
+            self._commands.put(("stop",))
         if self._reader is not None:
             self._reader.join(timeout)
         if self._proc is not None and self._proc.poll() is None:
@@ -172,6 +172,8 @@ class Receiver:
                     commands.put(command)
             for command in self._unpublished.values():
                 commands.put(command)
+            if self._stopping.is_set():
+                commands.put(("stop",))
             old, self._commands = self._commands, commands
             self._proc = proc
         old.put(None)
@@ -180,17 +182,27 @@ class Receiver:
         self._writer.start()
 
     def _read_loop(self) -> None:
-        backoff = RESTART_MIN_S
-        self._spawn()
+        """Start the child, hand on its events until it ends, start it again: until ``stop``."""
+        backoff, first = RESTART_MIN_S, True
         while True:
-            proc, started = self._proc, time.monotonic()
+            started = time.monotonic()
             try:
-                while (event := read_frame(proc.stdout)) is not None:
-                    self._event(event)
-            except Exception:
-                log.exception("MQTT receiver: unreadable event")
-            proc.stdout.close()
-            code = proc.wait()
+                self._spawn()
+            except OSError as exc:          # e.g. out of processes or file descriptors: try again later
+                log.error("MQTT receiver process cannot start: %s", exc)
+                code: int | str = "none"
+            else:
+                if not first:
+                    self.on_restart()
+                proc = self._proc
+                try:
+                    while (event := read_frame(proc.stdout)) is not None:
+                        self._event(event)
+                except Exception:
+                    log.exception("MQTT receiver: unreadable event")
+                proc.stdout.close()
+                code = proc.wait()
+            first = False
             self._child_gone()
             if self._stopping.is_set():
                 return
@@ -198,9 +210,6 @@ class Receiver:
             log.warning("MQTT receiver process ended (exit code %s); starting it again in %.1f s", code, backoff)
             if self._stopping.wait(backoff):
                 return
-            self.restarts += 1
-            self._spawn()
-            self.on_restart()
 
     def _child_gone(self) -> None:
         """Sessions not ready; closes asked for are done (nothing is connected any more)."""
