@@ -183,7 +183,7 @@ class Receiver:
 
     def _read_loop(self) -> None:
         """Start the child, hand on its events until it ends, start it again: until ``stop``."""
-        backoff, first = RESTART_MIN_S, True
+        delay, first = RESTART_MIN_S, True
         while True:
             started = time.monotonic()
             try:
@@ -206,10 +206,12 @@ class Receiver:
             self._child_gone()
             if self._stopping.is_set():
                 return
-            backoff = RESTART_MIN_S if time.monotonic() - started > HEALTHY_S else min(backoff * 2, RESTART_MAX_S)
-            log.warning("MQTT receiver process ended (exit code %s); starting it again in %.1f s", code, backoff)
-            if self._stopping.wait(backoff):
+            if time.monotonic() - started > HEALTHY_S:
+                delay = RESTART_MIN_S
+            log.warning("MQTT receiver process ended (exit code %s); starting it again in %.1f s", code, delay)
+            if self._stopping.wait(delay):
                 return
+            delay = min(delay * 2, RESTART_MAX_S)
 
     def _child_gone(self) -> None:
         """Sessions not ready; closes asked for are done (nothing is connected any more)."""
