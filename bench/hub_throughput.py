@@ -9,7 +9,8 @@ and the bare paho subscriber run interleaved, ``--repeat`` rounds, and each roun
    plus the hub's own processing rate with no network (messages handed to its ingest worker);
 2. the hub's ingest+fuse rate through the broker, fed by the same C publishers (parse the contract, update
    state, evaluate the rules once per site per ingest batch for the zones whose count changed, batch-write
-   the occupancy time series to SQLite), flooding as fast as possible;
+   the occupancy time series to SQLite), flooding as fast as possible; with the CPU per message of the bare
+   paho subscriber, of the hub's MQTT receiver process and of the hub's own process;
 3. several hub processes on the machine, each serving a share of ``--sites`` sites (the ``--sites`` /
    ``--shard`` way of README), against one hub process serving them all and against as many bare paho
    processes, each subscribed to its share: the aggregate rate;
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -148,7 +150,16 @@ def broker_ceiling(port: int, n: int, pubs: CPublishers) -> float:
     return n / dt
 
 
-def paho_ceiling(port: int, n: int, pubs: CPublishers) -> float:
+def cpu_s(pid: int | None = None) -> float:
+    """CPU seconds (user + system) of this process, or of process ``pid`` (Linux ``/proc``)."""
+    if pid is None:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def paho_ceiling(port: int, n: int, pubs: CPublishers, cpu: dict | None = None) -> float:
     """The same feed into a paho subscriber that only counts: the most a Python consumer can take."""
     got, done = [0], threading.Event()
 
@@ -160,26 +171,34 @@ def paho_ceiling(port: int, n: int, pubs: CPublishers) -> float:
     sub = client(port, on_message)
     sub.subscribe("paho/#", qos=1)
     time.sleep(0.3)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_s()
     procs = pubs.run("paho/")
     done.wait(120)
     dt = time.perf_counter() - t0
+    if cpu is not None:
+        cpu["paho_us"] = (cpu_s() - c0) / max(got[0], 1) * 1e6
     sub.disconnect(), sub.loop_stop()
     for p in procs:
         p.wait(30)
     return got[0] / dt
 
 
-def hub_flood(port: int, n: int, pubs: CPublishers, db: Path, sites: list[str]) -> tuple[float, int]:
-    """A fresh hub (its own database) takes the feed: messages/s until it has handled all ``n``."""
+def hub_flood(port: int, n: int, pubs: CPublishers, db: Path, sites: list[str],
+              cpu: dict | None = None) -> tuple[float, int]:
+    """A fresh hub (its own database) takes the feed: messages/s until it has handled all ``n``; ``cpu``
+    gets the CPU per message of its receiver process and of the hub's (this) process."""
     hub = Hub([bench_site(s) for s in sites], Storage(f"sqlite:///{db}"), mqtt_url=f"mqtt://127.0.0.1:{port}",
               evaluate_on_message=True, client_id=f"bench-{db.stem}")
     hub.start()
-    t0 = time.perf_counter()
+    receiver = hub._receiver.pid
+    t0, c0, r0 = time.perf_counter(), cpu_s(), cpu_s(receiver)
     procs = pubs.run()
     while hub.stats["occupancy_ok"] < n and time.perf_counter() - t0 < 120:
         time.sleep(0.002)
     rate = hub.stats["occupancy_ok"] / (time.perf_counter() - t0)
+    if cpu is not None:
+        got = max(hub.stats["occupancy_ok"], 1)
+        cpu["receiver_us"], cpu["hub_us"] = (cpu_s(receiver) - r0) / got * 1e6, (cpu_s() - c0) / got * 1e6
     evaluations = hub.stats["evaluations"]
     for p in procs:
         p.wait(30)
@@ -188,20 +207,14 @@ def hub_flood(port: int, n: int, pubs: CPublishers, db: Path, sites: list[str]) 
 
 
 def processing_rate(batch: list[tuple[str, str]], workdir: Path) -> float:
-    """The hub's ingest on the same messages with no network: handed to its worker as paho would, drained."""
+    """The hub's ingest on the same messages with no network: handed to its worker as the MQTT receiver
+    would (in batches), drained."""
     hub = Hub([bench_site()], Storage(f"sqlite:///{workdir / 'offline.db'}"), evaluate_on_message=True)
-
-    class Msg:
-        __slots__ = ("topic", "payload")
-
-        def __init__(self, topic, payload):
-            self.topic, self.payload = topic, payload
-
-    encoded = [Msg(t, p.encode()) for t, p in batch]
+    encoded = [(t, p.encode()) for t, p in batch]
     hub._ingest.start()
     t0 = time.perf_counter()
-    for m in encoded:
-        hub._on_message(None, None, m)
+    for i in range(0, len(encoded), 20):
+        hub._ingest.put_many(encoded[i:i + 20])
     hub.drain(120)
     rate = len(encoded) / (time.perf_counter() - t0)
     hub.stop()
@@ -295,8 +308,10 @@ def main() -> None:
         offline = processing_rate(batch, work) if not args.paced_only else 0.0
         rounds = []
         for r in range(0 if args.paced_only else args.repeat):          # interleaved: the machine's load hits both alike
-            row = {"load": load_average(), "paho": paho_ceiling(port, args.messages, pubs)}
-            row["hub"], row["evaluations"] = hub_flood(port, args.messages, pubs, work / f"hub{r}.db", ["bench"])
+            cpu: dict[str, float] = {}
+            row = {"load": load_average(), "paho": paho_ceiling(port, args.messages, pubs, cpu)}
+            row["hub"], row["evaluations"] = hub_flood(port, args.messages, pubs, work / f"hub{r}.db", ["bench"], cpu)
+            row["cpu_us"] = cpu
             if args.processes > 1:
                 row["hub_1p"], _ = hub_flood(port, args.messages, multi_pubs, work / f"multi{r}.db", multi)
                 row["hub_np"] = processes_flood("hub", port, args.processes, multi, multi_batch, multi_pubs,
@@ -309,7 +324,8 @@ def main() -> None:
                      f"{row['hub_np'] / row['paho_np']:.2f} of {args.processes} paho processes "
                      f"{row['paho_np']:,.0f})" if args.processes > 1 else "")
             print(f"round {r + 1} (load {row['load']}): bare paho {row['paho']:,.0f} msg/s, hub {row['hub']:,.0f} "
-                  f"msg/s ({row['hub'] / row['paho']:.2f} of paho){extra}", flush=True)
+                  f"msg/s ({row['hub'] / row['paho']:.2f} of paho; CPU per message: bare paho {cpu['paho_us']:.1f} us, "
+                  f"hub's receiver {cpu['receiver_us']:.1f} us, hub {cpu['hub_us']:.1f} us){extra}", flush=True)
 
         # paced run with alert triggers
         hub = Hub([bench_site()], Storage(f"sqlite:///{work / 'hub.db'}"), mqtt_url=f"mqtt://127.0.0.1:{port}",

@@ -51,7 +51,7 @@ class SiteState:
         self._services = {s.id: s for s in site.services}
 
     # --- ingest ------------------------------------------------------------------------------------
-    def ingest_occupancy(self, msg: OccupancyMessage, received_at: float) -> bool:
+    def ingest_occupancy(self, msg: OccupancyMessage, received_at: float, frame_ts: float | None = None) -> bool:
         """Apply a valid occupancy message; False for an old or repeated one (``(epoch, seq)`` not newer).
 
         A newer epoch is a new sequence (a replaced box starting at seq 1) and is taken; an epoch stamped
@@ -59,7 +59,8 @@ class SiteState:
 
         ``self.changed`` tells whether the count moved (a heartbeat with the same count changes no rule).
 
-        Raises ContractError when it names another site or a zone the site file does not have.
+        Raises ContractError when it names another site or a zone the site file does not have. ``frame_ts``:
+        ``msg.ts`` in epoch seconds when the caller has read it already (the hub's ingest has).
         """
         if msg.site != self.site.id:
             raise ContractError(f"message for site {msg.site!r} reached the hub of {self.site.id!r}")
@@ -73,7 +74,7 @@ class SiteState:
             return False
         self.changed = reading.count != msg.count or reading.received_at is None
         reading.count, reading.raw, reading.seq, reading.epoch = msg.count, msg.raw, msg.seq, msg.epoch
-        reading.ts, reading.received_at = parse_ts(msg.ts), received_at
+        reading.ts, reading.received_at = parse_ts(msg.ts) if frame_ts is None else frame_ts, received_at
         return True
 
     def ingest_status(self, camera: str, msg: StatusMessage, received_at: float) -> None:

@@ -1,6 +1,6 @@
 """The hub service: MQTT in, fusion and rules under one lock, alerts out (MQTT, storage, SSE, notify).
 
-One ``Hub`` object serves one or more sites. Every door (MQTT callback thread, HTTP
+One ``Hub`` object serves one or more sites. Every door (the MQTT ingest worker, HTTP
 requests, the ticker) goes through the same methods under one lock, so state
 never tears; bad input is counted in ``stats`` and logged, never raised into the
 network loop. Time comes from an injected clock, so tests script a whole day.
@@ -27,6 +27,7 @@ from hub import rules
 from hub.alerts import RESOLVED, Alert, AlertManager, alerts_topic
 from hub.fusion import SiteState
 from hub.ingest import occupancy as occupancy_ingest
+from hub.ingest.receiver import Receiver, Session
 from hub.ingest.store import OccupancyWriter
 from hub.ingest.worker import IngestWorker
 from hub.tickets import TicketError, TicketEvent, check_window, parse, parse_payload, read_csv, tickets_topic
@@ -74,12 +75,10 @@ class Hub:
         self._occ_writer = OccupancyWriter(storage)
         self._zone_sent: dict[tuple[str, str], tuple[int, Any, float]] = {}   # last SSE zone event: count, raw, at
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = []
-        self._sessions: dict[str | None, Any] = {}     # MQTT clients: None the hub's one, else a site's own
-        self._acks: dict[tuple[Any, int], threading.Event] = {}   # subscriptions awaiting the broker's SUBACK
-        self._early: dict[tuple[Any, int], bool] = {}     # SUBACKs handled before their wait was registered
-        self._acks_lock = threading.Lock()
+        self._sessions: dict[str | None, Session] = {}     # MQTT sessions: None the hub's one, else a site's own
+        self._receiver: Receiver | None = None     # the MQTT receiver process (hub.ingest.receiver), once started
         self._started = False
-        self._ingest = IngestWorker(self)     # MQTT messages leave paho's network thread at once (hub.ingest)
+        self._ingest = IngestWorker(self)     # MQTT messages, from the receiver process, handled in order
         self.alert_listeners: list[Callable[[Alert], None]] = []
         self.evaluation_listeners: list[Callable[[float], None]] = []   # seconds per evaluation (metrics)
         from hub.planning.lookahead import Lookahead    # numpy/scipy: hub extras, like storage
@@ -121,19 +120,23 @@ class Hub:
         later, as in compose); ``ready`` tells when the subscriptions are in place."""
         if not self.mqtt_url:
             return
+        broker = self.mqtt_url if isinstance(self.mqtt_url, BrokerSettings) else parse_broker_url(self.mqtt_url)
         self._started = True
         self._ingest.start()
+        self._receiver = Receiver(broker, self._ingest.put_many, self._receiver_restarted)
+        self._receiver.start()
         for key in (list(self.sites) if self.site_sessions else [None]):
             self._connect(key, wait_s)
 
     def stop(self) -> None:
         for trainer in list(self.trainers.values()):     # a retrain reading storage finishes before it closes
             trainer.join(30)
-        with self.lock:          # _emit reads the clients under the lock: it sees the old ones or none
-            sessions, self._sessions = self._sessions, {}
+        with self.lock:          # _emit reads the sessions under the lock: it sees the old ones or none
+            self._sessions = {}
             self._started = False
-        for client in sessions.values():
-            self._disconnect(client)
+            receiver, self._receiver = self._receiver, None
+        if receiver is not None:
+            receiver.stop()          # every session closed; what they received is in the ingest queue
         self._ingest.stop()          # what the broker delivered before the disconnect is handled, then stored
         with self.lock:
             self._flush()
@@ -154,7 +157,7 @@ class Hub:
                 return
             if self.site_sessions:
                 self._connect(site.id)
-            elif not self._subscribe(self._sessions[None], self.topics([site.id])).wait(10):
+            elif not self._sessions[None].subscribe(self.topics([site.id])).wait(10):
                 raise RuntimeError(f"the MQTT broker did not confirm the subscriptions of {site.id}")
         except Exception:        # half served is not served: the caller may hand the site to another hub
             self.release_site(site.id)
@@ -163,11 +166,11 @@ class Hub:
     def release_site(self, site_id: str) -> None:
         """Give a site up: stop its MQTT input first (its session keeps what comes next), then drop its state."""
         with self.lock:
-            client = self._sessions.pop(site_id, None) if self.site_sessions else self._sessions.get(None)
-        if client is not None and self.site_sessions:
-            self._disconnect(client)       # outside the lock: its network thread may be waiting for it
-        elif client is not None:           # what arrives until the broker confirms is still handled
-            self._acked(client, client.unsubscribe(self.topics([site_id]))[1]).wait(10)
+            session = self._sessions.pop(site_id, None) if self.site_sessions else self._sessions.get(None)
+        if session is not None and self.site_sessions:
+            session.close()                # outside the lock: the ingest worker may be waiting for it
+        elif session is not None:          # what arrives until the broker confirms is still handled
+            session.unsubscribe(self.topics([site_id])).wait(10)
         self._ingest.drain()               # the site's messages already delivered are handled while it is served
         with self.lock:
             if site_id not in self.sites:
@@ -186,42 +189,25 @@ class Hub:
                           f"{p}/{sid}/alerts/+")]
 
     def _connect(self, site: str | None, wait_s: float | None = 10.0) -> None:
-        """One MQTT session: the hub's (clean, every served site) or a site's (persistent, its id per site)."""
-        import paho.mqtt.client as mqtt
-
-        broker = self.mqtt_url if isinstance(self.mqtt_url, BrokerSettings) else parse_broker_url(self.mqtt_url)
-        ready = threading.Event()
-        # both persistent (clean_session=False, QoS 1 subscriptions, a stable client id): what arrives while
-        # the hub restarts, or while a site changes hands, waits at the broker
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                             client_id=self.client_id if site is None else f"{self.prefix}-site-{site}",
-                             clean_session=False, userdata={"site": site, "ready": ready})
-        client.on_connect = self._on_connect
-        client.on_connect_fail = lambda *_: log.warning("MQTT broker %s unreachable; retrying", broker.redacted())
-        client.on_disconnect = self._on_disconnect
-        client.on_subscribe = client.on_unsubscribe = self._on_ack
-        client.on_message = self._on_message
-        client.max_inflight_messages_set(1000)
-        client.reconnect_delay_set(0.2, 5)
-        broker.apply(client)
+        """One MQTT session in the receiver process, persistent: the hub's (every served site, its client id)
+        or a site's (its id per site)."""
+        assert self._receiver is not None
+        session = self._receiver.connect(site, self.client_id if site is None else f"{self.prefix}-site-{site}",
+                                         self.topics(None if site is None else [site]))
         with self.lock:
-            self._sessions[site] = client
-        client.connect_async(broker.host, broker.port, keepalive=30)
-        client.loop_start()
-        if wait_s is not None and not ready.wait(wait_s):
+            self._sessions[site] = session
+        if wait_s is not None and not session.ready.wait(wait_s):
+            shown = self._receiver.broker.redacted()
             with self.lock:
                 self._sessions.pop(site, None)
-            self._disconnect(client)
+            session.close()
             if site is None:
                 self.stop()
-            raise RuntimeError(f"cannot reach the MQTT broker at {broker.redacted()} "
-                               "(or it refused the subscriptions)")
+            raise RuntimeError(f"cannot reach the MQTT broker at {shown} (or it refused the subscriptions)")
 
-    @staticmethod
-    def _disconnect(client) -> None:
-        client.user_data_get()["ready"].clear()     # a disconnect asked for is not a connection lost
-        client.disconnect()
-        client.loop_stop()
+    def _receiver_restarted(self) -> None:
+        with self.lock:
+            self.stats["mqtt_receiver_restarts"] += 1
 
     @property
     def ready(self) -> bool:
@@ -230,51 +216,7 @@ class Hub:
             return True
         with self.lock:
             sessions = list(self._sessions.values())
-        return self._started and all(c.user_data_get()["ready"].is_set() for c in sessions)
-
-    def _subscribe(self, client, topics: list[str], done: threading.Event | None = None) -> threading.Event:
-        """Subscribe; the event is set once the broker has the subscriptions (a ticket sent before is lost)."""
-        return self._acked(client, client.subscribe([(t, 1) for t in topics])[1], done)
-
-    def _acked(self, client, mid: int, done: threading.Event | None = None) -> threading.Event:
-        """An event set when the broker acknowledges (un)subscription ``mid``. The answer may come before this
-        runs (the lock cannot be held across paho's call, which takes paho's callback lock): then it waits in
-        ``_early``."""
-        done = done or threading.Event()
-        with self._acks_lock:
-            ok = self._early.pop((client, mid), None)
-            if ok is None:
-                self._acks[(client, mid)] = done
-        if ok:
-            done.set()
-        return done
-
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            log.error("MQTT connect refused: %s", reason_code)
-            return
-        site = userdata["site"]
-        self._subscribe(client, self.topics(None if site is None else [site]), userdata["ready"])
-
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if userdata["ready"].is_set():
-            log.warning("MQTT connection lost (%s); reconnecting", reason_code)
-        userdata["ready"].clear()         # set again once the reconnect's subscriptions are acknowledged
-
-    def _on_ack(self, client, userdata, mid, reason_codes, properties) -> None:
-        failed = [rc for rc in reason_codes if rc.is_failure]
-        if failed:
-            log.error("MQTT (un)subscription refused: %s", failed)
-        with self._acks_lock:
-            done = self._acks.pop((client, mid), None)
-            if done is None:
-                self._early[(client, mid)] = not failed
-        if done is not None and not failed:
-            done.set()
-
-    def _on_message(self, client, userdata, msg) -> None:
-        """paho's network thread: hand the message to the ingest worker and go on reading."""
-        self._ingest.put(msg)
+        return self._started and all(s.ready.is_set() for s in sessions)
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Wait until every MQTT message delivered so far is handled (False after ``timeout`` s)."""
@@ -489,11 +431,11 @@ class Hub:
         """Every state change: storage first (a crash after it loses nothing), then MQTT, SSE, notify."""
         self.storage.save_alert(alert, who)
         self.stats[f"alerts_{alert.state}"] += 1
-        client = self._sessions.get(alert.site if self.site_sessions else None)
-        if client is not None:
+        session = self._sessions.get(alert.site if self.site_sessions else None)
+        if session is not None:
             try:
-                client.publish(alerts_topic(alert.site, alert.id, self.prefix), alert.to_json(), qos=1, retain=True)
-            except ValueError as exc:   # a topic paho refuses must not stop the tick: stored, board and webhook go on
+                session.publish(alerts_topic(alert.site, alert.id, self.prefix), alert.to_json(), qos=1, retain=True)
+            except ValueError as exc:   # a topic MQTT refuses must not stop the tick: stored, board and webhook go on
                 log.error("alert %s not published on MQTT: %s", alert.id[:80], exc)
                 self.stats["alerts_unpublished"] += 1
         self._broadcast("alert", alert.to_dict())

@@ -8,7 +8,9 @@ worker must keep the order of a site's messages and lose nothing on stop; ``--sh
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 
 import pytest
 
@@ -17,13 +19,14 @@ from edge.clock import ManualClock
 from edge.contract import (ContractError, OccupancyMessage, StatusMessage, CameraState, decode_occupancy, iso_ts,
                            occupancy_topic, status_topic)
 from hub.ingest import occupancy as ingest
+from hub.ingest.receiver import check_topic
 from hub.ingest.shard import ShardError, parse_shard, share, shard_of
 from hub.service import Hub
 from hub.storage import Storage
 
 from test_cli import DEMO_SITE, assert_input_error, run
 from tests.conftest import REPO
-from test_hub_scenario import Edge, wait_until
+from test_hub_scenario import AlertWatcher, Edge, wait_until
 
 T0 = 1_764_576_000.0     # 2025-12-01T08:00:00Z
 SQUARE = "[[0.0, 0.0], [0.1, 0.0], [0.1, 0.1], [0.0, 0.1]]"
@@ -193,6 +196,59 @@ def test_the_worker_keeps_each_site_s_order_and_stop_loses_nothing(broker, tmp_p
         hub.stop()                                  # what the broker delivered is handled, then stored
     assert hub.stats["occupancy_ok"] + hub.stats["occupancy_old"] == 900
     assert hub.storage.occupancy_count("hall-1") == hub.stats["occupancy_ok"]
+
+
+def test_a_receiver_process_that_dies_is_started_again_and_loses_nothing_the_broker_kept(broker, tmp_path, caplog):
+    """paho runs in a child process (hub.ingest.receiver): killed, it is started again, the hub is not ready
+    meanwhile, the persistent session brings what was sent meanwhile, an alert raised meanwhile is published
+    once it is back, and refusals are counted through it."""
+    hub = Hub([ingest_site()], Storage(f"sqlite:///{tmp_path / 'hub.db'}"), clock=ManualClock(T0),
+              mqtt_url=broker.url)
+    hub.start()
+    edge = Edge(broker)
+    try:
+        first = hub._receiver.pid
+        assert first != os.getpid() and hub.ready
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: not hub.ready, what="the hub to see its receiver gone")
+        # an alert raised while no receiver runs (cam2's seq jumps: the feed's cam2 messages below are old)
+        over = OccupancyMessage("hall-1", "cam2", "z2-3", iso_ts(T0), 9, 9, 1_000_000)
+        assert hub.ingest_occupancy(over.to_json(), "hall-1", "cam2", "z2-3")
+        (alert,) = hub.alerts("hall-1")
+        msgs = feed(200, seed=5)
+        for topic, payload in msgs:          # while no receiver is connected: the broker keeps them (QoS 1)
+            edge.client.publish(topic, payload, qos=1)
+        edge.raw(occupancy_topic("hall-1", "cam1", "z1-0"), b'{"v": 2, "site": "hall-1"}')     # refused
+        edge.raw("hallgrid/hall-1/cam1/z1-0/occupancy", b"x" * 66_000)          # over MAX_PAYLOAD, under the broker's limit
+        wait_until(lambda: hub.ready and hub.stats["mqtt_receiver_restarts"] == 1, what="a new receiver subscribed")
+        second = hub._receiver.pid
+        assert second not in (None, first)
+        wait_until(lambda: hub.stats["occupancy_rejected"] + hub.stats["mqtt_rejected"] == 2, what="the refusals")
+        assert hub.drain(10)
+        assert hub.stats["occupancy_ok"] + hub.stats["occupancy_old"] == 201 and hub.stats["errors"] == 0
+        assert [d["source"] for d in hub.drops] == ["occupancy", "mqtt"]
+        assert "payload of 66000 bytes exceeds" in hub.drops[-1]["reason"]
+        assert "dropped occupancy message for hall-1" in caplog.text
+        assert "MQTT receiver process ended" in caplog.text
+        watcher = AlertWatcher(broker)          # the retained alert topic, as a dashboard reads it
+        try:
+            wait_until(lambda: alert.id in watcher.latest, what="the alert raised while the receiver was down")
+            assert watcher.latest[alert.id]["state"] == "open"
+        finally:
+            watcher.close()
+    finally:
+        edge.close()
+        hub.stop()
+    assert hub._receiver is None and not hub.ready
+    with pytest.raises(ProcessLookupError):          # stopped with the hub: no process left behind
+        os.kill(second, 0)
+
+
+def test_a_topic_mqtt_refuses_is_refused_before_it_reaches_the_receiver():
+    check_topic("hallgrid/hall-1/alerts/a1")
+    for bad in ("", "hallgrid/+/alerts/a1", "hallgrid/hall-1/alerts/#", "a" * 65_536):
+        with pytest.raises(ValueError, match="invalid publish topic"):
+            check_topic(bad)
 
 
 # --- shards -------------------------------------------------------------------------------------------------

@@ -99,7 +99,7 @@ def _apply_one(hub: Hub, r: Reading, now: float, changed: dict[str, set[str]], z
         raise ContractError(f"frame time {msg.ts} is more than a day from the hub's clock")
     before = state.zones.get(msg.zone)
     previous = before.epoch if before is not None and before.seq >= 0 else None   # None: first reading
-    if not state.ingest_occupancy(msg, now):
+    if not state.ingest_occupancy(msg, now, r.frame_ts):
         hub.stats["occupancy_old"] += 1
         return False
     if previous is not None and msg.epoch != previous:

@@ -1,15 +1,17 @@
-"""The hand-over from paho's network thread to one ingest worker thread.
+"""The hand-over from the MQTT receiver (``hub.ingest.receiver``) to one ingest worker thread.
 
 Why: paho reads, acknowledges and calls back on one thread. When that thread also parsed, fused, evaluated
 the rules and wrote storage, the hub took 0.4-0.7 of what a bare paho subscriber receives, and every slow
-storage write stalled the reading. Now the callback only appends the message to a queue; the worker takes
+storage write stalled the reading. Now paho runs in the receiver process, whose batches the receiver's
+reader thread only appends to a queue; the worker takes
 all that waits, in arrival order, and hands runs of occupancy messages to ``hub.ingest.occupancy`` as one
 batch (one lock hold, one rule evaluation per site) and every other message (status, tickets, alerts) to
 ``Hub.handle`` one by one, between the batches, so the order of a site's messages is kept.
 
-The queue is bounded (``max_pending``): a worker that falls behind holds the network thread back, the broker
-keeps what comes next in the hub's session (QoS 1) rather than the hub's memory growing. A message is
-acknowledged to the broker when paho hands it over, as before; ``stop`` handles everything queued before it
+The queue is bounded (``max_pending``): a worker that falls behind holds the reader back, and through the
+pipe the receiver process and paho, so the broker keeps what comes next in the hub's session (QoS 1) rather
+than the hub's memory growing. A message is acknowledged to the broker when paho hands it over in the
+receiver process; ``stop`` handles everything queued before it
 returns, so a stop loses nothing (a crash loses what was queued, as it loses the occupancy rows not yet
 written and the in-memory state that the retained messages rebuild).
 """
@@ -31,12 +33,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hallgrid.hub")
 MAX_BATCH = 1000        # messages taken per turn: bounds one lock hold (~10 ms) for the API's readers
-MAX_PENDING = 20_000    # messages queued before the network thread waits for the worker
+MAX_PENDING = 20_000    # messages queued before the receiver's reader waits for the worker
 LINGER_S = 0.002        # a woken worker lets this much more arrive first: batches, not one message per turn
 
 
 class IngestWorker:
-    """One thread that handles, in order, the MQTT messages paho's network thread hands over."""
+    """One thread that handles, in order, the MQTT messages the receiver hands over."""
 
     def __init__(self, hub: Hub, max_batch: int = MAX_BATCH, max_pending: int = MAX_PENDING,
                  linger_s: float = LINGER_S):
@@ -55,12 +57,13 @@ class IngestWorker:
             self._thread = threading.Thread(target=self._run, daemon=True, name="hub-ingest")
             self._thread.start()
 
-    def put(self, message: Any) -> None:
-        """From a network thread: a paho message (``topic``, ``payload``) queued; waits while the queue is full."""
+    def put_many(self, messages: list[tuple[str, bytes]]) -> None:
+        """From the MQTT receiver's reader: ``(topic, payload)`` messages queued in order; waits while the
+        queue is full (the receiver process then holds paho back, and the broker keeps the rest)."""
         while len(self._queue) >= self.max_pending and not self._stopping:
             self._wake.set()
             time.sleep(0.001)
-        self._queue.append(message)
+        self._queue.extend(messages)
         if not self._wake.is_set():
             self._wake.set()
 
@@ -94,7 +97,7 @@ class IngestWorker:
         while not self._stopping:
             if not self._wake.wait(0.5):
                 continue
-            # Woken by the first message of a burst: the network thread reads on while this sleeps (the
+            # Woken by the first message of a burst: the receiver reads on while this sleeps (the
             # interpreter is free), so the turn takes a batch. Without it, a flood is handled one or two
             # messages a turn, each turn paying the lock, a rule evaluation and a thread switch.
             if len(self._queue) < self.max_batch:
@@ -121,8 +124,7 @@ class IngestWorker:
                         run = []
                     message.set()
                     continue
-                topic = message.topic
-                payload = message.payload
+                topic, payload = message
                 parts = topic.split("/")
                 if len(parts) == 5 and parts[4] == "occupancy" and len(payload) <= MAX_PAYLOAD \
                         and parts[1] in self.hub.sites:
@@ -147,7 +149,7 @@ class IngestWorker:
             self._failed(None)
 
     def _failed(self, message: Any) -> None:
-        topic = getattr(message, "topic", "a batch of occupancy messages")
+        topic = message[0] if isinstance(message, tuple) else "a batch of occupancy messages"
         log.exception("unexpected error handling %s", topic)
         with self.hub.lock:
             self.hub.stats["errors"] += 1
