@@ -56,8 +56,9 @@ class Condition:
     lang: str = "en"                                                 # the language of ``suggestion``
     # an open alert resolves only once the value has stayed at or below clear_at this long (0: at once)
     clear_after_s: float = 0.0
-    # when the value will reach raise_at if nothing else happens (a wait that grows with the clock), so a
-    # replay that ticks coarsely can evaluate then, as a live hub ticking every second would (None: unknown)
+    # when the value will reach raise_at, or the rule's verdict otherwise change, if nothing else happens (a
+    # wait that grows with the clock), so a replay that ticks coarsely can evaluate then, as a live hub
+    # ticking every second would (None: unknown)
     due_at: float | None = None
 
 
@@ -253,7 +254,9 @@ class AlertManager:
                 track.due_at = track.pending_since + c.min_duration_s
                 continue
             if track.resolved_at is not None and now - track.resolved_at < c.cooldown_s:
-                track.due_at = track.resolved_at + c.cooldown_s
+                # wake when the cooldown ends, or earlier when the rule says its verdict changes (due_at)
+                track.due_at = min(track.resolved_at + c.cooldown_s,
+                                   c.due_at if c.due_at is not None and c.due_at > now else math.inf)
                 continue
             changed.append(self._raise(c, now))
         if partial:

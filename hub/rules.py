@@ -78,6 +78,11 @@ def long_wait(st: SiteState, now: float, only: set[str] | None = None) -> list[C
         oldest = risk.risk(svc.id, hol) if waiting else 0.0
         value = max(new, oldest)
         due = now + risk.reaches(svc.id, r.long_wait_risk) - hol if waiting else None
+        # The cooldown keeps a risk that wavers about its threshold from raising again at once; a customer who
+        # has already waited past the limit is no wavering figure, so no cooldown holds the alert back then.
+        breached = waiting and hol >= r.max_wait_s
+        if waiting and not breached and due <= now:
+            due = now + r.max_wait_s - hol        # the next instant the verdict changes: the limit passed
         owner, where = _service_place(st, svc)
         closed = _closed_counters(st, svc.id)
         by_oldest = oldest > new and wait_reason(f) == "ok"
@@ -94,7 +99,7 @@ def long_wait(st: SiteState, now: float, only: set[str] | None = None) -> list[C
         out.append(_condition(st, f"long_wait:{svc.id}", "long_wait", owner, value, r.long_wait_risk,
                               r.long_wait_risk * r.wait_clear_ratio, "warning",
                               {**f, "suggested_counter": closed[0] if closed else None,
-                               "long_wait_risk": round(value, 3)}, 0.0, r.cooldown_s, words,
+                               "long_wait_risk": round(value, 3)}, 0.0, 0.0 if breached else r.cooldown_s, words,
                               clear_after_s=r.long_wait_hold_s, due_at=due))
     return out
 

@@ -419,6 +419,28 @@ def test_long_wait_alert_comes_before_the_ticket_passes_the_limit(wake):
     assert resolved >= issued + 300 + site.rules.long_wait_hold_s    # held open until calm that long
 
 
+def test_a_wait_past_the_limit_is_not_held_back_by_the_cooldown():
+    """The cooldown after a resolve keeps a wavering risk from raising again at once, but a customer who has
+    actually waited past the limit is raised at once (a real miss in eval-forecast: PS on 9 Feb 1999, two
+    customers passed 2 min inside the 300 s cooldown of an alert just resolved)."""
+    from hub.replay import timeline as tl
+
+    def ts(iso: str) -> float:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+    site = hall_site(max_wait_s=120)
+    first = _long_wait_log(probe_wait=300)[:-1]                       # the counter stays open
+    record = tl.play(tl.order(site, [], first, first[0].ts, first[-1].ts + 3600, 60.0), wake=True)
+    resolved = max(ts(a.resolved_at) for a in record.alerts if a.key == "long_wait:billing")
+    issued = resolved + 10.0                                          # well inside the cooldown
+    assert issued + site.rules.max_wait_s < resolved + site.rules.cooldown_s
+    events = first + [TicketEvent("issued", issued, ticket="P2", service="billing"),
+                      TicketEvent("called", issued + 400, ticket="P2", counter="2")]
+    record = tl.play(tl.order(site, [], events, events[0].ts, issued + 900, 60.0), wake=True)
+    again = [ts(a.raised_at) for a in record.alerts if a.key == "long_wait:billing" and ts(a.raised_at) > resolved]
+    assert again and again[0] <= issued + site.rules.max_wait_s + 1e-6, (again, issued)
+
+
 def test_a_ticket_called_in_time_raises_nothing():
     """The same hall with the probe called after 10 s: its risk never reached the level, no alert."""
     from hub.replay import timeline as tl
