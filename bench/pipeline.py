@@ -15,6 +15,7 @@ import itertools
 import os
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 
 import click
@@ -72,6 +73,10 @@ def main(model: str, frames: int, repeats: int, site_path: str) -> None:
         for blob in blobs:
             default_session.run(None, {one_at_a_time.input_name: blob})
 
+    def bare_same_layout() -> None:         # the model alone as the pipeline runs it: `ahead` runs side by side
+        with ThreadPoolExecutor(ahead) as pool:
+            list(pool.map(streamed.infer, blobs))
+
     def pipeline(detector: Detector, frames_at_once: int):
         def run() -> None:
             counter = CameraCounter(detector, camera, site.smoothing)
@@ -79,13 +84,15 @@ def main(model: str, frames: int, repeats: int, site_path: str) -> None:
                 pass
         return run
 
-    times = timed(repeats, bare_default_options, pipeline(streamed, ahead), pipeline(one_at_a_time, 1))
-    bare, piped, before = (statistics.median(t) for t in times)
+    times = timed(repeats, bare_default_options, bare_same_layout, pipeline(streamed, ahead),
+                  pipeline(one_at_a_time, 1))
+    bare, same, piped, before = (statistics.median(t) for t in times)
     print(f"model {streamed.name} ({streamed.family.value}, {streamed.size}px, fed {shape[1]}x{shape[0]}), "
           f"{n} frames of {video}, median of {repeats} interleaved runs, load average {os.getloadavg()[0]:.1f}")
     print(f"bare session.run, onnxruntime's default options : {n / bare:7.1f} frames/s")
+    print(f"bare session.run, {ahead} side by side x {run_threads} thread      : {n / same:7.1f} frames/s")
     print(f"pipeline, {ahead} frames at once x {run_threads} thread       : {n / piped:7.1f} frames/s  "
-          f"ratio {bare / piped:.3f}")
+          f"ratio {bare / piped:.3f} (to the bare runs side by side: {same / piped:.3f})")
     print(f"pipeline, one frame at a time (the layout before): {n / before:7.1f} frames/s  "
           f"ratio {bare / before:.3f}")
 
