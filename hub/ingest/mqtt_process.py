@@ -1,6 +1,7 @@
 """The MQTT receiver process: paho's clients of one hub, in a process of their own (``hub.ingest.receiver``).
 
-Why a process: paho's QoS 1 loop costs about 100 us a message in pure Python. In the hub's interpreter it
+Why a process: paho's QoS 1 loop costs about 25-30 us of CPU a message in pure Python (bench/hub_throughput.py
+prints it), as much as the hub's own work. In the hub's interpreter it
 competed for the GIL with the hub's own work (contract, state, rules, storage), and the hub took 0.6-0.8 of
 what a bare paho subscriber takes. Here paho runs exactly as that bare subscriber does, on a core of its own,
 and only hands ``(topic, payload)`` batches to the hub every few milliseconds: the hub's rate is bounded by
