@@ -56,6 +56,9 @@ class Condition:
     lang: str = "en"                                                 # the language of ``suggestion``
     # an open alert resolves only once the value has stayed at or below clear_at this long (0: at once)
     clear_after_s: float = 0.0
+    # what the value says has already happened, not only been foreseen (a customer past the limit): the
+    # cooldown after the hub's own resolve (a forecast that calmed) does not hold it back; after a person's does
+    breached: bool = False
     # when the value will reach raise_at, or the rule's verdict otherwise change, if nothing else happens (a
     # wait that grows with the clock), so a replay that ticks coarsely can evaluate then, as a live hub
     # ticking every second would (None: unknown)
@@ -182,6 +185,7 @@ class _Track:
 
     pending_since: float | None = None
     resolved_at: float | None = None
+    resolved_by_hub: bool = False        # the last resolve was the condition clearing, not a person
     calm_since: float | None = None      # an open alert's value at or below clear_at since then
     due_at: float | None = None          # the next instant it may raise without new input (``next_due``)
 
@@ -239,7 +243,7 @@ class AlertManager:
                 elif track.calm_since is None:
                     track.calm_since = now
                 if c.value <= c.clear_at and now - track.calm_since >= c.clear_after_s:
-                    changed.append(self._resolve(alert, now, "hub"))
+                    changed.append(self._resolve(alert, now, "hub", by_hub=True))
                     track.pending_since = track.calm_since = None
                 else:
                     self._refresh(alert, c)
@@ -253,7 +257,8 @@ class AlertManager:
             if now - track.pending_since < c.min_duration_s:
                 track.due_at = track.pending_since + c.min_duration_s
                 continue
-            if track.resolved_at is not None and now - track.resolved_at < c.cooldown_s:
+            if track.resolved_at is not None and now - track.resolved_at < c.cooldown_s \
+                    and not (c.breached and track.resolved_by_hub):
                 # wake when the cooldown ends, or earlier when the rule says its verdict changes (due_at)
                 track.due_at = min(track.resolved_at + c.cooldown_s,
                                    c.due_at if c.due_at is not None and c.due_at > now else math.inf)
@@ -263,7 +268,7 @@ class AlertManager:
             return changed
         for key, alert in list(self.active.items()):       # a subject that disappeared has cleared
             if key not in seen:
-                changed.append(self._resolve(alert, now, "hub"))
+                changed.append(self._resolve(alert, now, "hub", by_hub=True))
         changed.extend(self._escalate(now))
         return changed
 
@@ -298,12 +303,13 @@ class AlertManager:
         self.active[c.key] = self.by_id[alert.id] = new
         return new
 
-    def _resolve(self, alert: Alert, now: float, who: str) -> Alert:
+    def _resolve(self, alert: Alert, now: float, who: str, by_hub: bool = False) -> Alert:
         stamp = iso_ts(now)
         new = replace(alert, state=RESOLVED, resolved_at=stamp, resolved_by=who, updated_at=stamp)
         self.active.pop(alert.key, None)
         self.by_id[alert.id] = new
-        self.tracks.setdefault(alert.key, _Track()).resolved_at = now
+        track = self.tracks.setdefault(alert.key, _Track())
+        track.resolved_at, track.resolved_by_hub = now, by_hub
         self._level_since.pop(alert.id, None)
         return new
 

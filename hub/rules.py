@@ -31,10 +31,11 @@ Words = Callable[[], tuple["Localized | str", Localized, Localized]]   # () -> (
 
 def _condition(st: SiteState, key: str, kind: str, owner: str, value: float, raise_at: float, clear_at: float,
                level: str, figures: dict, min_duration_s: float, cooldown_s: float, words: Words,
-               **timing: float | None) -> Condition:
+               **timing: float | bool | None) -> Condition:
     """A condition whose suggestion is rendered from the catalogue only when an alert may need it (the
     value above its clear threshold): most subjects are fine at most ticks, and rendering every
-    language for them would cost more than the rule itself. ``timing``: ``clear_after_s``, ``due_at``."""
+    language for them would cost more than the rule itself. ``timing``: ``clear_after_s``, ``due_at``,
+    ``breached``."""
     texts = suggestion_texts(*words()) if value > clear_at else {}
     return Condition(key, kind, st.site.id, owner, value, raise_at, clear_at, level,
                      texts[st.site.language]["suggestion"] if texts else "", figures, min_duration_s, cooldown_s,
@@ -79,7 +80,7 @@ def long_wait(st: SiteState, now: float, only: set[str] | None = None) -> list[C
         value = max(new, oldest)
         due = now + risk.reaches(svc.id, r.long_wait_risk) - hol if waiting else None
         # The cooldown keeps a risk that wavers about its threshold from raising again at once; a customer who
-        # has already waited past the limit is no wavering figure, so no cooldown holds the alert back then.
+        # has already waited past the limit is no wavering figure (``Condition.breached``).
         breached = waiting and hol >= r.max_wait_s
         if waiting and not breached and due <= now:
             due = now + r.max_wait_s - hol        # the next instant the verdict changes: the limit passed
@@ -99,8 +100,8 @@ def long_wait(st: SiteState, now: float, only: set[str] | None = None) -> list[C
         out.append(_condition(st, f"long_wait:{svc.id}", "long_wait", owner, value, r.long_wait_risk,
                               r.long_wait_risk * r.wait_clear_ratio, "warning",
                               {**f, "suggested_counter": closed[0] if closed else None,
-                               "long_wait_risk": round(value, 3)}, 0.0, 0.0 if breached else r.cooldown_s, words,
-                              clear_after_s=r.long_wait_hold_s, due_at=due))
+                               "long_wait_risk": round(value, 3)}, 0.0, r.cooldown_s, words,
+                              clear_after_s=r.long_wait_hold_s, due_at=due, breached=breached))
     return out
 
 
