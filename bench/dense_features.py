@@ -48,7 +48,7 @@ SETS: dict[str, list[str]] = {
 
 
 def features(found, w: int, h: int) -> dict[str, float]:
-    s, xyxy, cand = found.confidence, found.xyxy, found.candidates
+    s, xyxy = found.confidence, found.xyxy
     area = np.prod(xyxy[:, 2:] - xyxy[:, :2], axis=1) / (w * h)
     tall = (xyxy[:, 3] - xyxy[:, 1]) / h
     f = {f"n>{t}": float((s > t).sum()) for t in THRESHOLDS}
