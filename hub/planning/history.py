@@ -260,7 +260,7 @@ def read_site_history(storage, site: str, tz: ZoneInfo, arrivals_since: float, s
              .where(te.c.site == site, te.c.ts >= arrivals_since, te.c.ts < split, te.c.kind == "issued")
              .group_by(svc, bucket))
     with storage.engine.connect() as conn:
-        counted = _columns(conn, older, 3) if split > arrivals_since else _columns(None, None, 3)
+        counted = _columns(conn, older, 3) if split > arrivals_since else np.zeros((3, 0), dtype=object)
         ts, kinds, tickets, services = _columns(conn, _stats_query(site, min(split, stats_since), until), 4)
     ts, kinds = ts.astype(float), kinds.astype(str)
     new = (kinds == "issued") & (ts >= arrivals_since)
@@ -280,8 +280,6 @@ def _columns(conn, query, n: int) -> np.ndarray:
     SQLAlchemy's ``Row`` cost as much as fetching it, and transposing them in Python (``zip``) makes an object
     per row that keeps the garbage collector busy with the fetched rows (the columns selected need no result
     processing: floats, strings and integers on both databases)."""
-    if query is None:
-        return np.zeros((n, 0), dtype=object)
     result = conn.execute(query)
     try:
         rows = result.cursor.fetchall()
