@@ -19,6 +19,7 @@ import itertools
 import logging
 import os
 import queue
+import site
 import subprocess
 import sys
 import threading
@@ -33,6 +34,10 @@ log = logging.getLogger("hallgrid.hub")
 RESTART_MIN_S, RESTART_MAX_S = 0.2, 5.0
 HEALTHY_S = 30.0          # a child that lived this long restarts at once again, not after a long backoff
 MAX_TOPIC_BYTES = 65_535
+
+
+def _site_dirs() -> set[Path]:
+    return {Path(p).resolve() for p in (*site.getsitepackages(), site.getusersitepackages())}
 
 
 def check_topic(topic: str) -> None:
@@ -159,8 +164,12 @@ class Receiver:
     # --- the child ------------------------------------------------------------------------------------
     def _spawn(self) -> None:
         """A child, and what it must know: every session's connection, then what was not yet acknowledged."""
-        root = str(Path(__file__).resolve().parents[2])         # this checkout's code, whatever is installed
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+        env = dict(os.environ)
+        root = Path(__file__).resolve().parents[2]
+        # A checkout run from its source: the child runs this code too. An installed hub is found by the
+        # interpreter anyway, and site-packages on PYTHONPATH would come before the standard library.
+        if root not in _site_dirs():
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)
         proc = subprocess.Popen([sys.executable, "-m", "hub.ingest.mqtt_process"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, env=env, close_fds=True)
         commands: queue.SimpleQueue = queue.SimpleQueue()
