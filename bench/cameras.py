@@ -171,7 +171,8 @@ def main(model: str, detect_fps: float, seconds: float, counts: str, workers_lis
     counts_n = [int(x) for x in counts.split(",")]
     server = None
     if rtsp:
-        from tests.streams import RtspServer, encode_clip, missing_tools
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))   # the tests' RTSP server
+        from streams import RtspServer, encode_clip, missing_tools
 
         if why := missing_tools():
             raise click.ClickException(why)

@@ -5,7 +5,8 @@ and the bare paho subscriber run interleaved, ``--repeat`` rounds, and each roun
 
 1. ceilings: the broker's raw throughput with Mosquitto's own C clients (``mosquitto_pub -l``
    per zone topic -> ``mosquitto_sub -C``), and a bare paho subscriber that only counts
-   (what any Python consumer can take at QoS 1), fed by the same C publishers;
+   (the goal's baseline: what the standard Python client takes at QoS 1), fed by the same C publishers,
+   and a bare gmqtt subscriber (the client of the hub's receiver process) likewise;
    plus the hub's own processing rate with no network (messages handed to its ingest worker);
 2. the hub's ingest+fuse rate through the broker, fed by the same C publishers (parse the contract, update
    state, evaluate the rules once per site per ingest batch for the zones whose count changed, batch-write
@@ -183,6 +184,41 @@ def paho_ceiling(port: int, n: int, pubs: CPublishers, cpu: dict | None = None) 
     return got[0] / dt
 
 
+def gmqtt_ceiling(port: int, n: int, pubs: CPublishers, cpu: dict | None = None) -> float:
+    """The same feed into a bare gmqtt subscriber that only counts: the client the hub's receiver process
+    runs, so the hub's rate against its own client's ceiling."""
+    import asyncio
+
+    from gmqtt import Client
+
+    async def run() -> float:
+        got, done = [0], asyncio.Event()
+
+        def on_message(client, topic, payload, qos, properties) -> int:
+            got[0] += 1
+            if got[0] >= n:
+                done.set()
+            return 0
+
+        sub = Client(f"bench-gmqtt-{os.getpid()}")
+        sub.on_message = on_message
+        await sub.connect("127.0.0.1", port, version=4)
+        sub.subscribe("gmqtt/#", qos=1)
+        await asyncio.sleep(0.3)
+        t0, c0 = time.perf_counter(), cpu_s()
+        procs = pubs.run("gmqtt/")
+        await asyncio.wait_for(done.wait(), 120)
+        dt = time.perf_counter() - t0
+        if cpu is not None:
+            cpu["gmqtt_us"] = (cpu_s() - c0) / max(got[0], 1) * 1e6
+        await sub.disconnect()
+        for p in procs:
+            p.wait(30)
+        return got[0] / dt
+
+    return asyncio.run(run())
+
+
 def hub_flood(port: int, n: int, pubs: CPublishers, db: Path, sites: list[str],
               cpu: dict | None = None) -> tuple[float, int]:
     """A fresh hub (its own database) takes the feed: messages/s until it has handled all ``n``; ``cpu``
@@ -309,7 +345,8 @@ def main() -> None:
         rounds = []
         for r in range(0 if args.paced_only else args.repeat):          # interleaved: the machine's load hits both alike
             cpu: dict[str, float] = {}
-            row = {"load": load_average(), "paho": paho_ceiling(port, args.messages, pubs, cpu)}
+            row = {"load": load_average(), "paho": paho_ceiling(port, args.messages, pubs, cpu),
+                   "gmqtt": gmqtt_ceiling(port, args.messages, pubs, cpu)}
             row["hub"], row["evaluations"] = hub_flood(port, args.messages, pubs, work / f"hub{r}.db", ["bench"], cpu)
             row["cpu_us"] = cpu
             if args.processes > 1:
@@ -323,9 +360,11 @@ def main() -> None:
                      f"{row['hub_np']:,.0f} ({row['hub_np'] / row['paho']:.2f} of one paho, "
                      f"{row['hub_np'] / row['paho_np']:.2f} of {args.processes} paho processes "
                      f"{row['paho_np']:,.0f})" if args.processes > 1 else "")
-            print(f"round {r + 1} (load {row['load']}): bare paho {row['paho']:,.0f} msg/s, hub {row['hub']:,.0f} "
-                  f"msg/s ({row['hub'] / row['paho']:.2f} of paho; CPU per message: bare paho {cpu['paho_us']:.1f} us, "
-                  f"hub's receiver {cpu['receiver_us']:.1f} us, hub {cpu['hub_us']:.1f} us){extra}", flush=True)
+            print(f"round {r + 1} (load {row['load']}): bare paho {row['paho']:,.0f} msg/s, bare gmqtt "
+                  f"{row['gmqtt']:,.0f} msg/s, hub {row['hub']:,.0f} msg/s ({row['hub'] / row['paho']:.2f} of paho, "
+                  f"{row['hub'] / row['gmqtt']:.2f} of gmqtt; CPU per message: bare paho {cpu['paho_us']:.1f} us, "
+                  f"bare gmqtt {cpu['gmqtt_us']:.1f} us, hub's receiver {cpu['receiver_us']:.1f} us, hub "
+                  f"{cpu['hub_us']:.1f} us){extra}", flush=True)
 
         # paced run with alert triggers
         hub = Hub([bench_site()], Storage(f"sqlite:///{work / 'hub.db'}"), mqtt_url=f"mqtt://127.0.0.1:{port}",
@@ -387,6 +426,9 @@ def main() -> None:
         print(f"broker raw throughput (QoS 1, C publishers -> C subscriber): {ceiling:,.0f} msg/s  [ceiling]")
         print(f"bare paho subscriber (QoS 1, counts only), same feed: {paho_max:,.0f} msg/s (median of "
               f"{len(rounds)})  [Python ceiling]")
+        print(f"bare gmqtt subscriber (QoS 1, counts only; the hub receiver's client), same feed: "
+              f"{np.median([r['gmqtt'] for r in rounds]):,.0f} msg/s (median); hub's median ratio to it "
+              f"{np.median([r['hub'] / r['gmqtt'] for r in rounds]):.2f}")
         print(f"hub processing alone (ingest worker, no network): {offline:,.0f} msg/s")
         print(f"hub ingest+fuse through the broker (flood, {args.messages} msgs, rules per site per batch on changed "
               f"counts, SQLite batch writes): {flood:,.0f} msg/s (median; {rounds[-1]['evaluations']} rule "

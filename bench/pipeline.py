@@ -6,14 +6,23 @@ decode from the video file, letterbox, run, decode boxes, NMS, zone lookup and s
 default layout (``edge.counting.stream_layout``: a frame per core, one thread each) and in the
 layout before (one frame at a time on all cores). Ratio = pipeline / bare (goal: at least 0.85).
 
-    .venv/bin/python bench/pipeline.py [--model yolox_nano_320] [--frames 300] [--repeats 5] [--site SITE]
+Why ``--rounds``: the default-options baseline (two spinning threads on two cores) is bimodal from one
+process to the next on a shared 2-core machine (89-186 frames/s here, 276-500 on a faster one), whatever
+is measured inside the process. Each round is a fresh process measuring both, interleaved; the summary is
+the median of the rounds' ratios, with every round shown.
+
+    .venv/bin/python bench/pipeline.py [--model yolox_nano_320] [--frames 300] [--repeats 3] [--rounds 5]
+        [--site SITE]
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
@@ -44,9 +53,13 @@ def timed(repeats: int, *fns) -> list[list[float]]:
 @click.command()
 @click.option("--model", default=DetectorConfig().model, show_default=True)
 @click.option("--frames", default=300, show_default=True)
-@click.option("--repeats", default=5, show_default=True)
+@click.option("--repeats", default=3, show_default=True)
 @click.option("--site", "site_path", default=EXAMPLE, show_default="the example site")
-def main(model: str, frames: int, repeats: int, site_path: str) -> None:
+@click.option("--rounds", default=5, show_default=True, help="Fresh processes, each measuring everything.")
+@click.option("--json-out", is_flag=True, hidden=True, help="One round: its figures as JSON (the rounds' parent).")
+def main(model: str, frames: int, repeats: int, site_path: str, rounds: int, json_out: bool) -> None:
+    if not json_out:
+        return summary(model, frames, repeats, site_path, rounds)
     site = load_site(site_path)
     camera = site.cameras[0]
     video = resolve_sample(site.resolve_source(camera))
@@ -87,14 +100,37 @@ def main(model: str, frames: int, repeats: int, site_path: str) -> None:
     times = timed(repeats, bare_default_options, bare_same_layout, pipeline(streamed, ahead),
                   pipeline(one_at_a_time, 1))
     bare, same, piped, before = (statistics.median(t) for t in times)
-    print(f"model {streamed.name} ({streamed.family.value}, {streamed.size}px, fed {shape[1]}x{shape[0]}), "
-          f"{n} frames of {video}, median of {repeats} interleaved runs, load average {os.getloadavg()[0]:.1f}")
-    print(f"bare session.run, onnxruntime's default options : {n / bare:7.1f} frames/s")
-    print(f"bare session.run, {ahead} side by side x {run_threads} thread      : {n / same:7.1f} frames/s")
-    print(f"pipeline, {ahead} frames at once x {run_threads} thread       : {n / piped:7.1f} frames/s  "
-          f"ratio {bare / piped:.3f} (to the bare runs side by side: {same / piped:.3f})")
-    print(f"pipeline, one frame at a time (the layout before): {n / before:7.1f} frames/s  "
-          f"ratio {bare / before:.3f}")
+    print(json.dumps({"bare": n / bare, "same": n / same, "pipeline": n / piped, "before": n / before,
+                      "ahead": ahead, "threads": run_threads, "name": streamed.name, "family": streamed.family.value,
+                      "size": streamed.size, "shape": list(shape), "frames": n, "video": str(video)}))
+
+
+def summary(model: str, frames: int, repeats: int, site_path: str, rounds: int) -> None:
+    """``rounds`` fresh processes one after the other; each round's rates, then the medians."""
+    rows = []
+    for r in range(rounds):
+        out = subprocess.run([sys.executable, __file__, "--model", model, "--frames", str(frames), "--repeats",
+                              str(repeats), "--site", site_path, "--json-out"], check=True, capture_output=True,
+                             text=True).stdout
+        row = json.loads(out.strip().splitlines()[-1])
+        rows.append(row)
+        print(f"round {r + 1} (load {os.getloadavg()[0]:.1f}): bare default options {row['bare']:6.1f}, bare "
+              f"{row['ahead']} side by side {row['same']:6.1f}, pipeline {row['pipeline']:6.1f} frames/s "
+              f"(ratio {row['pipeline'] / row['bare']:.3f}; to the side-by-side runs "
+              f"{row['pipeline'] / row['same']:.3f}), one frame at a time {row['before']:6.1f}", flush=True)
+    first = rows[0]
+    med = {k: statistics.median(r[k] for r in rows) for k in ("bare", "same", "pipeline", "before")}
+    ratio = statistics.median(r["pipeline"] / r["bare"] for r in rows)
+    print(f"model {first['name']} ({first['family']}, {first['size']}px, fed {first['shape'][1]}x{first['shape'][0]}), "
+          f"{first['frames']} frames of {first['video']}, {rounds} rounds (fresh processes) of {repeats} "
+          f"interleaved runs each; medians:")
+    print(f"bare session.run, onnxruntime's default options : {med['bare']:7.1f} frames/s")
+    print(f"bare session.run, {first['ahead']} side by side x {first['threads']} thread      : {med['same']:7.1f} frames/s")
+    print(f"pipeline, {first['ahead']} frames at once x {first['threads']} thread       : {med['pipeline']:7.1f} "
+          f"frames/s  median ratio {ratio:.3f} (min {min(r['pipeline'] / r['bare'] for r in rows):.3f}; to the "
+          f"bare runs side by side: {statistics.median(r['pipeline'] / r['same'] for r in rows):.3f})")
+    print(f"pipeline, one frame at a time (the layout before): {med['before']:7.1f} frames/s  "
+          f"median ratio {statistics.median(r['before'] / r['bare'] for r in rows):.3f}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from edge.counting import CameraCounter, count_stream, detect_many, stream_layou
 from edge.detector import Detector, DetectorConfig
 from edge.video import read_frames
 from edge.workers import FrameSlots
-from tests.conftest import EXAMPLE_SITE, PETS_VIDEO
+from conftest import EXAMPLE_SITE, PETS_VIDEO
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from calibration.site import load_site
 from edge.calibrate_server import CalibrateApp, create_app
 from edge.detector import Detector, DetectorConfig
 from edge.zones import ZoneCounter
-from tests.conftest import EXAMPLE_SITE, PETS_VIDEO, SCREENSHOTS, free_port
+from conftest import EXAMPLE_SITE, PETS_VIDEO, SCREENSHOTS, free_port
 
 pytestmark = pytest.mark.usefixtures("need_footage")
 TOKEN = "test-token-0123456789abcdef"

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from calibration.checks import CameraView, check_camera
 from calibration.site import load_site
 from hub.cli import cli
-from tests.conftest import EXAMPLE_SITE, PETS_VIDEO, SCREENSHOTS
+from conftest import EXAMPLE_SITE, PETS_VIDEO, SCREENSHOTS
 
 pytestmark = pytest.mark.usefixtures("need_footage")
 

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from ruamel.yaml import YAML
 
 from hub.cli import cli
-from tests.conftest import EXAMPLE_SITE, PETS_VIDEO, REPO, free_port
+from conftest import EXAMPLE_SITE, PETS_VIDEO, REPO, free_port
 
 HALLGRID = REPO / ".venv" / "bin" / "hallgrid"
 DEMO_SITE = REPO / "calibration" / "examples" / "demo-hall.yaml"

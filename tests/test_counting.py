@@ -14,7 +14,7 @@ from edge.evaluation import load_mot
 from edge.smoothing import CountSmoother
 from edge.video import VideoError, read_frames
 from edge.zones import ZoneCounter, ZoneShape
-from tests.conftest import EXAMPLE_SITE, PETS_GT, PETS_VIDEO
+from conftest import EXAMPLE_SITE, PETS_GT, PETS_VIDEO
 
 
 def boxes(*xyxy) -> Detections:

@@ -26,7 +26,7 @@ from edge.detector import Detector, DetectorConfig
 from edge.evaluation import GroundTruthError, match_points
 from edge.hand_counts import load_counts, load_points
 from models import ModelError
-from tests.conftest import EXAMPLE_SITE, FOOTAGE, PETS_VIDEO, REPO
+from conftest import EXAMPLE_SITE, FOOTAGE, PETS_VIDEO, REPO
 
 HALLGRID = str(Path(sys.executable).with_name("hallgrid"))
 BRT = FOOTAGE / "beijing-brt-train"
@@ -249,7 +249,7 @@ def test_fit_counts_needs_enough_hand_counts(brt, tmp_path):
 
 @pytest.mark.timeout(90)
 def test_edge_publishes_raw_detections_and_the_corrected_count(tmp_path, broker, need_footage):
-    from tests.test_edge_service import Edge, Subscriber, write_site
+    from test_edge_service import Edge, Subscriber, write_site
 
     site = write_site(tmp_path / "site.yaml", str(PETS_VIDEO), detect_fps=4)
     site.write_text(set_camera_entry(site.read_text(), "cam1", "count_correction",

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from tests.conftest import EXAMPLE_SITE, REPO, free_port, mosquitto_binary
+from conftest import EXAMPLE_SITE, REPO, free_port, mosquitto_binary
 
 HALLGRID = REPO / ".venv" / "bin" / "hallgrid"
 

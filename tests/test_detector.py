@@ -12,7 +12,7 @@ from edge.detections import Detections, iou_matrix
 from edge.detector import Detector, DetectorConfig, Family, recognise_family
 from models import ModelError, resolve_model
 from models.registry import list_models
-from tests.conftest import IMAGES
+from conftest import IMAGES
 
 # Hand-drawn person boxes (xyxy) on the two photos.
 BUS_PEOPLE = np.array([[50, 400, 245, 905], [220, 405, 345, 860], [665, 380, 810, 880], [0, 550, 75, 875]],

@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 
 from edge.contract import CameraState, OccupancyMessage, StatusMessage
 from edge.outbox import Outbox
-from tests.conftest import EXAMPLE_SITE, PETS_VIDEO, REPO
+from conftest import EXAMPLE_SITE, PETS_VIDEO, REPO
 
 HALLGRID = REPO / ".venv" / "bin" / "hallgrid"
 pytestmark = pytest.mark.timeout(90)

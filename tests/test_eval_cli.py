@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE_SITE, PETS_GT, PETS_VIDEO, REPO
+from conftest import EXAMPLE_SITE, PETS_GT, PETS_VIDEO, REPO
 
 HALLGRID = str(Path(sys.executable).with_name("hallgrid"))
 

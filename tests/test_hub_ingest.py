@@ -11,6 +11,7 @@ import json
 import os
 import random
 import signal
+import time
 
 import pytest
 
@@ -25,7 +26,7 @@ from hub.service import Hub
 from hub.storage import Storage
 
 from test_cli import DEMO_SITE, assert_input_error, run
-from tests.conftest import REPO
+from conftest import REPO
 from test_hub_scenario import AlertWatcher, Edge, wait_until
 
 T0 = 1_764_576_000.0     # 2025-12-01T08:00:00Z
@@ -242,6 +243,37 @@ def test_a_receiver_process_that_dies_is_started_again_and_loses_nothing_the_bro
     assert hub._receiver is None and not hub.ready
     with pytest.raises(ProcessLookupError):          # stopped with the hub: no process left behind
         os.kill(second, 0)
+
+
+def test_an_alert_the_broker_never_acknowledged_reaches_a_broker_that_kept_no_session(broker, tmp_path, caplog):
+    """The receiver's client (gmqtt) drops the publications it holds when the broker it reconnects to has no
+    session for it; the receiver publishes them again, as paho did. The broker is frozen (SIGSTOP) so the
+    alert is written and never acknowledged, then replaced by a new one without persistence."""
+    hub = Hub([ingest_site()], Storage(f"sqlite:///{tmp_path / 'hub.db'}"), clock=ManualClock(T0),
+              mqtt_url=broker.url)
+    hub.start()
+    try:
+        broker.proc.send_signal(signal.SIGSTOP)
+        over = OccupancyMessage("hall-1", "cam1", "z1-2", iso_ts(T0), 9, 9, 1)
+        assert hub.ingest_occupancy(over.to_json(), "hall-1", "cam1", "z1-2")
+        (alert,) = hub.alerts("hall-1")
+        time.sleep(0.5)                          # written to the frozen broker, not acknowledged
+        assert hub._receiver._unpublished
+        broker.proc.kill()
+        broker.proc.wait(10)
+        wait_until(lambda: not hub.ready, what="the hub to see the broker gone")
+        broker.start()                           # a new broker: persistence off, the hub's session is gone
+        wait_until(lambda: hub.ready, what="the hub subscribed again")
+        watcher = AlertWatcher(broker)
+        try:
+            wait_until(lambda: alert.id in watcher.latest, what="the unacknowledged alert published again")
+            assert watcher.latest[alert.id]["state"] == "open"
+        finally:
+            watcher.close()
+        wait_until(lambda: not hub._receiver._unpublished, what="the publication acknowledged")
+        assert "MQTT connection lost" in caplog.text
+    finally:
+        hub.stop()
 
 
 def test_a_topic_mqtt_refuses_is_refused_before_it_reaches_the_receiver():

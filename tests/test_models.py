@@ -14,8 +14,8 @@ from edge.detector import Detector, DetectorConfig
 from models import ModelError
 from models.export import record
 from models.registry import ModelSpec, load_manifest, sha256_of
-from tests.conftest import PETS_GT, PETS_VIDEO, SHARED
-from tests.test_eval_cli import run
+from conftest import PETS_GT, PETS_VIDEO, SHARED
+from test_eval_cli import run
 
 SHARED_MODELS = sorted(p.stem for p in (SHARED / "models").glob("*.onnx"))
 

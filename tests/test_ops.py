@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import DEMO_SITE, REPO, Broker, demo_site_without_users, free_port
+from conftest import DEMO_SITE, REPO, Broker, demo_site_without_users, free_port
 
 HALLGRID = REPO / ".venv" / "bin" / "hallgrid"
 TOKEN = "ops-test-token-0123456789"
@@ -149,7 +149,7 @@ def test_readyz_names_an_unreachable_database(tmp_path):
 
 @pytest.mark.usefixtures("need_footage")
 def test_edge_readiness_names_the_camera_that_delivers_nothing_without_its_password(tmp_path, broker):
-    from tests.conftest import EXAMPLE_SITE
+    from conftest import EXAMPLE_SITE
 
     closed = free_port()
     site = tmp_path / "site.yaml"

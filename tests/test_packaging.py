@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port
+from conftest import REPO, free_port
 
 pytestmark = [pytest.mark.packaging, pytest.mark.timeout(1500)]
 TOKEN = "packaging-test-token-0123"

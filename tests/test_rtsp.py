@@ -8,9 +8,9 @@ import time
 import pytest
 
 from edge.contract import CameraState
-from tests.conftest import PETS_VIDEO
-from tests.streams import RtspServer, appearing_clip, encode_clip, missing_tools
-from tests.test_edge_service import Edge, edges, subscriber, write_site  # noqa: F401 (fixtures)
+from conftest import PETS_VIDEO
+from streams import RtspServer, appearing_clip, encode_clip, missing_tools
+from test_edge_service import Edge, edges, subscriber, write_site  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.timeout(180)
 STALL_S = 1.5  # what Edge passes as --stall

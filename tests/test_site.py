@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from calibration.site import SiteError, ZoneType, load_site, parse_site
-from tests.conftest import EXAMPLE_SITE
+from conftest import EXAMPLE_SITE
 
 GOOD = """\
 id: hall-1

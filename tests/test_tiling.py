@@ -16,7 +16,7 @@ from edge.detector import Detector, DetectorConfig
 from edge.evaluation import match_points
 from edge.hand_counts import load_counts, load_points
 from edge.tiling import detect_tiled, merge, plan_tiles
-from tests.conftest import FOOTAGE, PETS_VIDEO
+from conftest import FOOTAGE, PETS_VIDEO
 
 BRT = FOOTAGE / "beijing-brt-train"
 

@@ -1,11 +1,12 @@
-"""The MQTT receiver process: paho's clients of one hub, in a process of their own (``hub.ingest.receiver``).
+"""The MQTT receiver process: the MQTT sessions of one hub, in a process of their own (``hub.ingest.receiver``).
 
-Why a process: paho's QoS 1 loop costs about 25-30 us of CPU a message in pure Python (bench/hub_throughput.py
-prints it), as much as the hub's own work. In the hub's interpreter it
-competed for the GIL with the hub's own work (contract, state, rules, storage), and the hub took 0.6-0.8 of
-what a bare paho subscriber takes. Here paho runs exactly as that bare subscriber does, on a core of its own,
-and only hands ``(topic, payload)`` batches to the hub every few milliseconds: the hub's rate is bounded by
-paho alone.
+Why a process, and why gmqtt: an MQTT client in pure Python costs tens of microseconds of CPU a message, as
+much as the hub's own work, and in the hub's interpreter it competed with that work for the GIL. paho, the
+client the edge box uses, reads a packet with three or four ``recv`` calls and wakes its loop through a
+socket pair for every acknowledgement: about 50-60 us a message at QoS 1 on the 2-core machine
+(``bench/hub_throughput.py`` prints it). gmqtt reads the socket in large chunks through asyncio and parses
+the packets from the buffer: about 17-21 us a message on the same feed. Here the client runs on a core of
+its own and only hands ``(topic, payload)`` batches to the hub every few milliseconds.
 
 This module is the child's side (``python -m hub.ingest.mqtt_process``, started by ``Receiver``). It talks
 to the hub over its stdin (commands) and stdout (events), each a length-prefixed pickle (``read_frame`` /
@@ -17,87 +18,123 @@ Commands (hub -> child): ``hello(broker, options)`` first, then ``connect(key, c
 ``subscribe(key, req, topics)``, ``unsubscribe(key, req, topics)``, ``publish(key, pid, topic, payload, qos,
 retain)``, ``disconnect(key, req)``, ``stop``. Events (child -> hub): ``msgs([(topic, payload), ...])``,
 ``ready(key, bool)``, ``ack(req, ok)``, ``published(pid)``, ``log(level, text)``. A message is acknowledged to
-the broker when paho has handed it over here (paho's automatic acknowledgement), as it was in one process.
+the broker when the client has read it here (gmqtt's optimistic acknowledgement, as paho's automatic one).
+
+One thread, the asyncio loop, does everything that touches a client or writes stdout; a second thread only
+reads commands and hands them to the loop. A batch is written to stdout from the loop: while the hub's end
+of the pipe is full, the loop reads nothing more, and the broker keeps what comes next (QoS 1).
 """
 
 from __future__ import annotations
 
-import collections
+import asyncio
 import logging
 import os
-import pickle
 import signal
-import struct
+import ssl
 import threading
-import time
 import traceback
-from typing import Any, BinaryIO
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Callable
 
-HEADER = struct.Struct("<I")
-LINGER_S = 0.002        # a woken flusher lets this much more arrive: batches of messages, not one per frame
-MAX_PENDING = 20_000    # messages held here before paho's thread waits (the broker keeps the rest)
+from gmqtt import Client, Subscription
+from gmqtt.mqtt.handler import MQTTConnectError
+from gmqtt.storage import PersistentStorage
+
+from hub.ingest.pipe import LINGER_S, MAX_PENDING, read_frame, write_frame
+
+KEEPALIVE_S = 30
+RETRY_MIN_S, RETRY_MAX_S = 0.2, 5.0     # reaching a broker that is down: doubling, as paho's reconnect delay
+RECONNECT_S = 1.0                        # gmqtt's own reconnect after a lost connection: a fixed delay
+MQTT_V311 = 4
 
 
-def write_frame(out: BinaryIO, obj: Any) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    out.write(HEADER.pack(len(data)) + data)
-    out.flush()
+def ssl_context(broker: Any) -> ssl.SSLContext | bool:
+    """The broker's TLS settings as paho's ``tls_set`` reads them (``BrokerSettings.apply``): the system's or
+    the given CA, the host name checked, a client certificate where one is given."""
+    if not broker.tls:
+        return False
+    context = ssl.create_default_context(cafile=broker.ca_file)
+    if broker.cert_file:
+        context.load_cert_chain(broker.cert_file, broker.key_file)
+    return context
 
 
-def read_frame(inp: BinaryIO) -> Any:
-    """The next object, or None at the end of the stream (the other side closed or died)."""
-    head = inp.read(HEADER.size)
-    if len(head) < HEADER.size:
-        return None
-    (n,) = HEADER.unpack(head)
-    data = inp.read(n)
-    if len(data) < n:
-        return None
-    return pickle.loads(data)
+@dataclass
+class _Session:
+    """One persistent MQTT session: its client, topics, and what waits for its connection."""
+
+    key: Any
+    client: Any
+    inflight: _Inflight      # the client's store of publications not yet acknowledged
+    topics: list[str]
+    ready: bool = False
+    connected: bool = False
+    task: asyncio.Task | None = None
+    deferred: list[Callable[[], None]] = field(default_factory=list)   # run once connected
+    unacked: dict[int, tuple] = field(default_factory=dict)            # mid -> publish command, until PUBACK
+
+
+class _Inflight(PersistentStorage):
+    """gmqtt's store of one session's unacknowledged publications, which also tells the child what the broker
+    acknowledged (gmqtt has no publish callback) and what a lost session dropped."""
+
+    def __init__(self, child: Child):
+        super().__init__()
+        self.child = child
+        self.session: _Session | None = None
+        self.last: int | None = None         # the packet id of the publication just stored
+
+    def push_message(self, mid, raw_package):
+        super().push_message(mid, raw_package)
+        self.last = mid
+
+    def remove_message_by_mid(self, mid):
+        super().remove_message_by_mid(mid)
+        if self.session is not None:
+            self.child._on_puback(self.session, mid)
+
+    def clear(self):
+        super().clear()
+        if self.session is not None and self.session.unacked:
+            self.child._on_session_lost(self.session)
 
 
 class Child:
-    """paho clients (one per hub session, by key), their messages batched to stdout, commands from stdin."""
+    """gmqtt clients (one per hub session, by key), their messages batched to stdout, commands from stdin."""
 
-    def __init__(self, out: BinaryIO, broker: Any, linger_s: float = LINGER_S, max_pending: int = MAX_PENDING):
+    def __init__(self, out: BinaryIO, broker: Any, loop: asyncio.AbstractEventLoop, linger_s: float = LINGER_S,
+                 max_pending: int = MAX_PENDING):
         self.out = out
         self.broker = broker
+        self.loop = loop
         self.linger_s = linger_s
         self.max_pending = max_pending
-        self.write_lock = threading.Lock()       # frames from several threads; a flush pops and writes under it
-        self.pending: collections.deque[tuple[str, bytes]] = collections.deque()
-        self.wake = threading.Event()
-        self.closing = False
-        self.clients: dict[Any, Any] = {}
-        self.topics: dict[Any, list[str]] = {}
-        self.ready: dict[Any, bool] = {}
-        self.lock = threading.Lock()
-        self.requests: dict[tuple[Any, int], tuple] = {}   # (key, mid) -> what its acknowledgement answers
-        self.early: dict[tuple[Any, int], bool] = {}        # acknowledgements that came before their request
-        self.flusher = threading.Thread(target=self._flush_loop, daemon=True, name="mqtt-flush")
-        self.flusher.start()
+        self.pending: list[tuple[str, bytes]] = []
+        self.flush_handle: asyncio.TimerHandle | None = None
+        self.sessions: dict[Any, _Session] = {}
+        self.requests: dict[tuple[Any, int], tuple] = {}     # (key, mid) -> what its acknowledgement answers
+        self.ssl = ssl_context(broker)
+        self.stopped = asyncio.Event()
 
     # --- to the hub ----------------------------------------------------------------------------------
     def send(self, obj: Any) -> None:
         """An event, after the messages received before it: an acknowledgement (of an unsubscription, of a
         disconnect) tells the hub that everything before it is in its hands."""
-        with self.write_lock:
-            self._flush_locked()
-            self._write(obj)
+        self.flush()
+        self._write(obj)
 
     def log(self, level: int, text: str) -> None:
         self.send(("log", level, text))
 
     def flush(self) -> None:
-        """Every message received so far, in order, as one frame (pop and write under one lock: in order)."""
-        with self.write_lock:
-            self._flush_locked()
-
-    def _flush_locked(self) -> None:
-        n = len(self.pending)
-        if n:
-            popleft = self.pending.popleft
-            self._write(("msgs", [popleft() for _ in range(n)]))
+        """Every message received so far, in order, as one frame."""
+        if self.flush_handle is not None:
+            self.flush_handle.cancel()
+            self.flush_handle = None
+        if self.pending:
+            batch, self.pending = self.pending, []
+            self._write(("msgs", batch))
 
     def _write(self, obj: Any) -> None:
         try:
@@ -105,142 +142,172 @@ class Child:
         except (BrokenPipeError, ValueError):   # the hub is gone: end at once, acknowledging nothing more
             os._exit(0)
 
-    def _flush_loop(self) -> None:
-        while not self.closing:
-            if not self.wake.wait(0.5):
-                continue
-            time.sleep(self.linger_s)
-            self.wake.clear()          # before taking: a message after this wakes the next turn
+    # --- the clients' callbacks (the loop) -----------------------------------------------------------
+    def _on_message(self, client, topic, payload, qos, properties) -> int:
+        self.pending.append((topic, payload))
+        if len(self.pending) >= self.max_pending:
             self.flush()
+        elif self.flush_handle is None:
+            self.flush_handle = self.loop.call_later(self.linger_s, self.flush)
+        return 0
 
-    # --- paho's callbacks (its network threads) ------------------------------------------------------
-    def _on_message(self, client, key, msg) -> None:
-        while len(self.pending) >= self.max_pending and not self.closing:
-            self.wake.set()          # the hub falls behind: hold paho back, the broker keeps the rest (QoS 1)
-            time.sleep(0.001)
-        self.pending.append((msg.topic, msg.payload))
-        if not self.wake.is_set():
-            self.wake.set()
+    def _on_connect(self, session: _Session, client, flags, rc, properties) -> None:
+        session.connected = True
+        client.subscriptions = []           # gmqtt keeps every subscription it was asked for; this is the list
+        self._subscribe(session, ("ready", session.key), session.topics)
+        deferred, session.deferred = session.deferred, []
+        for run in deferred:
+            run()
 
-    def _on_connect(self, client, key, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            self.log(logging.ERROR, f"MQTT connect refused: {reason_code}")
-            return
-        self._subscribe(key, ("ready", key), self.topics[key])
+    def _on_disconnect(self, session: _Session, client, packet, exc=None) -> None:
+        session.connected = False
+        if session.ready:
+            self.log(logging.WARNING, "MQTT connection lost; reconnecting")
+            session.ready = False
+            self.send(("ready", session.key, False))   # ready again once the reconnect's subscriptions are acked
 
-    def _on_disconnect(self, client, key, flags, reason_code, properties) -> None:
-        if self.ready.get(key):
-            self.log(logging.WARNING, f"MQTT connection lost ({reason_code}); reconnecting")
-            self.ready[key] = False
-            self.send(("ready", key, False))    # ready again once the reconnect's subscriptions are acknowledged
-
-    def _on_ack(self, client, key, mid, reason_codes, properties) -> None:
-        failed = [rc for rc in reason_codes if rc.is_failure]
+    def _on_ack(self, session: _Session, client, mid, codes, properties=None) -> None:
+        failed = [code for code in (codes or ()) if isinstance(code, int) and code >= 0x80]
         if failed:
             self.log(logging.ERROR, f"MQTT (un)subscription refused: {failed}")
-        self._answered(key, mid, not failed)
+        request = self.requests.pop((session.key, mid), None)
+        if request is not None:
+            self._answer(request, not failed)
 
-    def _on_publish(self, client, key, mid, reason_code, properties) -> None:
-        self._answered(key, mid, True)
+    def _on_puback(self, session: _Session, mid: int) -> None:
+        command = session.unacked.pop(mid, None)
+        if command is not None:
+            self.send(("published", command[1]))
+
+    def _on_session_lost(self, session: _Session) -> None:
+        """The broker kept no session (it restarted without persistence): gmqtt drops the publications it
+        would have sent again; they are published again once connected, as paho does."""
+        lost, session.unacked = list(session.unacked.values()), {}
+        session.deferred.extend(lambda c=c: self.publish(*c) for c in lost)
 
     # --- requests and their acknowledgements ---------------------------------------------------------
-    def _expect(self, key: Any, mid: int, request: tuple) -> None:
-        """``request`` is answered when the broker acknowledges ``mid``, which may have happened already (paho
-        cannot be called under ``self.lock``: its callbacks take it)."""
-        with self.lock:
-            ok = self.early.pop((key, mid), None)
-            if ok is None:
-                self.requests[(key, mid)] = request
-                return
-        self._answer(request, ok)
-
-    def _answered(self, key: Any, mid: int, ok: bool) -> None:
-        with self.lock:
-            request = self.requests.pop((key, mid), None)
-            if request is None:
-                self.early[(key, mid)] = ok
-                return
-        self._answer(request, ok)
-
     def _answer(self, request: tuple, ok: bool) -> None:
         kind, ident = request
         if kind == "ready":
-            if ok:
-                self.ready[ident] = True
+            session = self.sessions.get(ident)
+            if ok and session is not None:
+                session.ready = True
                 self.send(("ready", ident, True))
-        elif kind == "pub":
-            self.send(("published", ident))
         else:
             self.send(("ack", ident, ok))
 
-    def _subscribe(self, key: Any, request: tuple, topics: list[str]) -> None:
+    def _subscribe(self, session: _Session, request: tuple, topics: list[str]) -> None:
         if not topics:
             self._answer(request, True)
             return
-        self._expect(key, self.clients[key].subscribe([(t, 1) for t in topics])[1], request)
+        mid = session.client.subscribe([Subscription(t, qos=1) for t in topics])
+        self.requests[(session.key, mid)] = request
 
-    # --- commands ------------------------------------------------------------------------------------
+    # --- commands (the loop) -------------------------------------------------------------------------
     def connect(self, key: Any, client_id: str, topics: list[str]) -> None:
         """A persistent session (clean_session=False, QoS 1 subscriptions, a stable client id): what arrives
         while the hub restarts, or while a site changes hands, waits at the broker."""
-        import paho.mqtt.client as mqtt
-
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
-                             userdata=key)
-        client.on_connect = self._on_connect
-        client.on_connect_fail = lambda *_: self.log(
-            logging.WARNING, f"MQTT broker {self.broker.redacted()} unreachable; retrying")
-        client.on_disconnect = self._on_disconnect
-        client.on_subscribe = client.on_unsubscribe = self._on_ack
-        client.on_publish = self._on_publish
+        inflight = _Inflight(self)
+        client = Client(client_id, clean_session=False, persistent_storage=inflight)
+        session = inflight.session = _Session(key, client, inflight, list(topics))
+        client.on_connect = lambda *a: self._on_connect(session, *a)
+        client.on_disconnect = lambda *a: self._on_disconnect(session, *a)
+        client.on_subscribe = client.on_unsubscribe = lambda *a: self._on_ack(session, *a)
         client.on_message = self._on_message
-        client.max_inflight_messages_set(1000)
-        client.reconnect_delay_set(0.2, 5)
-        self.broker.apply(client)
-        self.clients[key], self.topics[key], self.ready[key] = client, list(topics), False
-        client.connect_async(self.broker.host, self.broker.port, keepalive=30)
-        client.loop_start()
+        if self.broker.username:
+            client.set_auth_credentials(self.broker.username, self.broker.password)
+        client.set_config({"reconnect_retries": -1, "reconnect_delay": RECONNECT_S})
+        self.sessions[key] = session
+        session.task = self.loop.create_task(self._connect(session))
+
+    async def _connect(self, session: _Session) -> None:
+        """Until the first connection: gmqtt reconnects on its own after that, not before."""
+        delay, warned = RETRY_MIN_S, False
+        while self.sessions.get(session.key) is session:
+            try:
+                await session.client.connect(self.broker.host, self.broker.port, ssl=self.ssl,
+                                             keepalive=KEEPALIVE_S, version=MQTT_V311)
+                return
+            except MQTTConnectError as exc:
+                self.log(logging.ERROR, f"MQTT connect refused: {exc}")
+            except (OSError, asyncio.TimeoutError):
+                if not warned:
+                    self.log(logging.WARNING, f"MQTT broker {self.broker.redacted()} unreachable; retrying")
+                    warned = True
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
 
     def subscribe(self, key: Any, req: int, topics: list[str]) -> None:
-        self.topics[key] = self.topics[key] + [t for t in topics if t not in self.topics[key]]
-        self._subscribe(key, ("ack", req), topics)
+        session = self.sessions[key]
+        session.topics = session.topics + [t for t in topics if t not in session.topics]
+        if session.connected:
+            self._subscribe(session, ("ack", req), topics)
+        else:       # the connection's own subscription takes them; answered when it is acknowledged
+            session.deferred.append(lambda: self._answer(("ack", req), True))
 
     def unsubscribe(self, key: Any, req: int, topics: list[str]) -> None:
-        self.topics[key] = [t for t in self.topics[key] if t not in topics]
-        self._expect(key, self.clients[key].unsubscribe(topics)[1], ("ack", req))
+        session = self.sessions[key]
+        session.topics = [t for t in session.topics if t not in topics]
+        if not session.connected:        # the broker keeps the session's subscriptions: unsubscribe there
+            session.deferred.append(lambda: self.unsubscribe(key, req, topics))
+            return
+        self.requests[(key, session.client.unsubscribe(topics))] = ("ack", req)
 
     def publish(self, key: Any, pid: int, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        info = self.clients[key].publish(topic, payload, qos=qos, retain=retain)
-        self._expect(key, info.mid, ("pub", pid))
+        session = self.sessions[key]
+        command = (key, pid, topic, payload, qos, retain)
+        if not session.connected:
+            session.deferred.append(lambda: self.publish(*command))
+            return
+        session.inflight.last = None
+        session.client.publish(topic, payload, qos=qos, retain=retain)
+        if session.inflight.last is None:     # QoS 0: nothing to wait for
+            self.send(("published", pid))
+        else:
+            session.unacked[session.inflight.last] = command
 
-    def disconnect(self, key: Any, req: int | None) -> None:
+    async def disconnect(self, key: Any, req: int | None) -> None:
         """Close a session; everything it received is sent on before the answer."""
-        client = self.clients.pop(key, None)
-        if client is not None:
-            self.ready[key] = False          # a disconnect asked for is not a connection lost
-            client.disconnect()
-            client.loop_stop()
+        session = self.sessions.pop(key, None)
+        if session is not None:
+            session.ready = False             # a disconnect asked for is not a connection lost
+            if session.task is not None and not session.task.done():
+                session.task.cancel()
+            try:
+                await session.client.disconnect()
+            except Exception:                 # never connected, or already gone
+                pass
         self.flush()
         if req is not None:
             self.send(("ack", req, True))
 
-    def serve(self, inp: BinaryIO) -> None:
-        """Commands until ``stop`` (then every session is closed and what it received sent on) or until the
-        hub's end of the pipe closes (the hub died: then this process ends at once)."""
-        while True:
-            command = read_frame(inp)
-            if command is None:      # the hub died: end at once, acknowledging nothing more (the broker keeps it)
-                os._exit(0)
-            if command[0] == "stop":
-                break
-            try:
-                getattr(self, command[0])(*command[1:])
-            except Exception:        # one bad command must not take the hub's MQTT down
-                self.log(logging.ERROR, f"MQTT receiver: {command[0]} failed:\n{traceback.format_exc()}")
-        for key in list(self.clients):
-            self.disconnect(key, None)
-        self.closing = True
+    async def stop(self) -> None:
+        for key in list(self.sessions):
+            await self.disconnect(key, None)
         self.flush()
+        self.stopped.set()
+
+    def dispatch(self, command: tuple) -> None:
+        """One command from the hub, on the loop; one bad command must not take the hub's MQTT down."""
+        try:
+            result = getattr(self, command[0])(*command[1:])
+        except Exception:
+            self.log(logging.ERROR, f"MQTT receiver: {command[0]} failed:\n{traceback.format_exc()}")
+            return
+        if asyncio.iscoroutine(result):
+            self.loop.create_task(result)
+
+
+class _ToHub(logging.Handler):
+    """gmqtt's own warnings, sent to the hub as log events (from the loop, where gmqtt logs)."""
+
+    def __init__(self, child: Child):
+        super().__init__(logging.WARNING)
+        self.child = child
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self.child.log(record.levelno, f"MQTT: {record.getMessage()}")
 
 
 def die_with_parent() -> None:
@@ -255,6 +322,26 @@ def die_with_parent() -> None:
         pass
 
 
+def _read_commands(inp: BinaryIO, child: Child) -> None:
+    """Commands until ``stop``, handed to the loop; the end of the hub's pipe (the hub died) ends this
+    process at once, acknowledging nothing more (the broker keeps it)."""
+    while True:
+        command = read_frame(inp)
+        if command is None:
+            os._exit(0)
+        child.loop.call_soon_threadsafe(child.dispatch, command)
+        if command[0] == "stop":
+            return
+
+
+async def _serve(inp: BinaryIO, out: BinaryIO, broker: Any, options: dict) -> None:
+    child = Child(out, broker, asyncio.get_running_loop(), **options)
+    logging.getLogger("gmqtt").addHandler(_ToHub(child))
+    logging.getLogger("gmqtt").propagate = False
+    threading.Thread(target=_read_commands, args=(inp, child), daemon=True, name="mqtt-commands").start()
+    await child.stopped.wait()
+
+
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C reaches the hub's process group: the hub stops us
     die_with_parent()
@@ -265,8 +352,7 @@ def main() -> None:
     if hello is None:
         return
     _, broker, options = hello
-    child = Child(out, broker, **options)
-    child.serve(inp)
+    asyncio.run(_serve(inp, out, broker, options))
 
 
 if __name__ == "__main__":

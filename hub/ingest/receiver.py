@@ -1,6 +1,6 @@
 """The hub's side of its MQTT receiver process (``hub.ingest.mqtt_process``): started, fed and restarted here.
 
-Why: see ``mqtt_process``; paho runs in a child process so that the hub's own work does not compete with it
+Why: see ``mqtt_process``; the MQTT clients run in a child process so that the hub's own work does not compete with them
 for one interpreter. The hub sees ``Session`` objects (one persistent MQTT session each: the hub's, or a
 site's): ``ready`` is set once the broker has acknowledged the session's subscriptions, ``subscribe`` and
 ``unsubscribe`` answer with an event set on the broker's acknowledgement, ``publish`` sends an alert. The
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from hub.ingest.mqtt_process import LINGER_S, MAX_PENDING, read_frame, write_frame
+from hub.ingest.pipe import LINGER_S, MAX_PENDING, read_frame, write_frame
 
 log = logging.getLogger("hallgrid.hub")
 RESTART_MIN_S, RESTART_MAX_S = 0.2, 5.0
@@ -41,7 +41,8 @@ def _site_dirs() -> set[Path]:
 
 
 def check_topic(topic: str) -> None:
-    """What paho refuses to publish, refused here, where the caller can still log it (ValueError)."""
+    """What MQTT refuses as a publish topic (empty, wildcards, over 65,535 bytes), refused here, where the caller
+    can still log it (ValueError)."""
     if not topic or "+" in topic or "#" in topic or len(topic.encode()) > MAX_TOPIC_BYTES:
         raise ValueError(f"invalid publish topic {topic[:80]!r}")
 

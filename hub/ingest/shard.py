@@ -1,6 +1,6 @@
 """Several hub processes on one machine, each serving a share of the sites: ``hallgrid hub --shard I/N``.
 
-Why processes: one hub uses about two cores (paho's loop in its receiver process, its own work in the
+Why processes: one hub uses about two cores (the MQTT client in its receiver process, its own work in the
 hub's), so a machine with more cores than one hub can use serves more halls with more hubs. A site's messages all go to the
 process that serves it (its subscriptions name only its sites), so each site's messages stay in order and
 no broker feature (shared subscriptions) is needed.

@@ -5,7 +5,7 @@ processing cost more than the rest of ingest (measured 30 us/row against 14 for 
 2-core machine). The rows are plain numbers and ids already checked by the contract, so they need none of it:
 the statement is compiled once by SQLAlchemy for the database's dialect (SQLite or PostgreSQL, its own
 parameter style) and the rows go straight to the driver. The driver's work releases the interpreter, so
-written outside the hub's lock it overlaps paho's reading on the other core. A database whose one connection
+written outside the hub's lock it overlaps the receiver process's reading on the other core. A database whose one connection
 is shared by every thread (in-memory SQLite, ``StaticPool``) is written under the lock, as before.
 """
 

@@ -1,16 +1,16 @@
 """The hand-over from the MQTT receiver (``hub.ingest.receiver``) to one ingest worker thread.
 
-Why: paho reads, acknowledges and calls back on one thread. When that thread also parsed, fused, evaluated
-the rules and wrote storage, the hub took 0.4-0.7 of what a bare paho subscriber receives, and every slow
-storage write stalled the reading. Now paho runs in the receiver process, whose batches the receiver's
+Why: an MQTT client reads, acknowledges and calls back on one thread. When paho's thread also parsed, fused,
+evaluated the rules and wrote storage, the hub took 0.4-0.7 of what a bare paho subscriber receives, and
+every slow storage write stalled the reading. Now the client runs in the receiver process, whose batches the receiver's
 reader thread only appends to a queue; the worker takes
 all that waits, in arrival order, and hands runs of occupancy messages to ``hub.ingest.occupancy`` as one
 batch (one lock hold, one rule evaluation per site) and every other message (status, tickets, alerts) to
 ``Hub.handle`` one by one, between the batches, so the order of a site's messages is kept.
 
 The queue is bounded (``max_pending``): a worker that falls behind holds the reader back, and through the
-pipe the receiver process and paho, so the broker keeps what comes next in the hub's session (QoS 1) rather
-than the hub's memory growing. A message is acknowledged to the broker when paho hands it over in the
+pipe the receiver process and its client, so the broker keeps what comes next in the hub's session (QoS 1) rather
+than the hub's memory growing. A message is acknowledged to the broker when the client reads it in the
 receiver process; ``stop`` handles everything queued before it
 returns, so a stop loses nothing (a crash loses what was queued, as it loses the occupancy rows not yet
 written and the in-memory state that the retained messages rebuild).
@@ -59,7 +59,7 @@ class IngestWorker:
 
     def put_many(self, messages: list[tuple[str, bytes]]) -> None:
         """From the MQTT receiver's reader: ``(topic, payload)`` messages queued in order; waits while the
-        queue is full (the receiver process then holds paho back, and the broker keeps the rest)."""
+        queue is full (the receiver process then stops reading, and the broker keeps the rest)."""
         while len(self._queue) >= self.max_pending and not self._stopping:
             self._wake.set()
             time.sleep(0.001)
@@ -137,7 +137,7 @@ class IngestWorker:
                     self._apply(run)
                     run = []
                 self.hub.handle(topic, payload)
-            except Exception:                  # the worker must survive anything, as paho's loop did
+            except Exception:                  # the worker must survive anything
                 self._failed(message)
         if run:
             self._apply(run)
