@@ -19,7 +19,11 @@ and the bare paho subscriber run interleaved, ``--repeat`` rounds, and each roun
    and under its capacity; the latency is until a dashboard subscribed to the alert topic
    receives the alert change (p50/p99).
 
+With ``--one-process``, each round also runs the design not taken: the hub fed by a gmqtt client in a thread
+of its own process, no receiver child.
+
 Run: .venv/bin/python bench/hub_throughput.py [--messages 20000] [--repeat 3] [--processes 2] [--seconds 10]
+     [--one-process]
 """
 
 from __future__ import annotations
@@ -242,6 +246,56 @@ def hub_flood(port: int, n: int, pubs: CPublishers, db: Path, sites: list[str],
     return rate, evaluations
 
 
+def hub_one_process(port: int, n: int, pubs: CPublishers, db: Path) -> float:
+    """The design not taken, measured: the hub's ingest fed by a gmqtt client in a thread of the hub's own
+    process (no receiver child; clean session, no restarts), batches handed over every 2 ms as the child
+    hands them. What "in one process" would give to the letter."""
+    import asyncio
+
+    from gmqtt import Client
+
+    hub = Hub([bench_site()], Storage(f"sqlite:///{db}"), evaluate_on_message=True)
+    hub._ingest.start()
+    loop, ready, pending, timer = asyncio.new_event_loop(), threading.Event(), [], [None]
+
+    def flush() -> None:
+        timer[0] = None
+        batch = pending[:]
+        pending.clear()
+        hub._ingest.put_many(batch)
+
+    def on_message(client, topic, payload, qos, properties) -> int:
+        pending.append((topic, payload))
+        if timer[0] is None:
+            timer[0] = loop.call_later(0.002, flush)
+        return 0
+
+    async def receive() -> None:
+        sub = Client(f"bench-one-{db.stem}")
+        sub.on_message = on_message
+        await sub.connect("127.0.0.1", port, version=4)
+        sub.subscribe("hallgrid/bench/+/+/occupancy", qos=1)
+        await asyncio.sleep(0.3)
+        ready.set()
+        while hub.stats["occupancy_ok"] < n:
+            await asyncio.sleep(0.05)
+        await sub.disconnect()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(receive(),), daemon=True)
+    thread.start()
+    ready.wait(10)
+    t0 = time.perf_counter()
+    procs = pubs.run()
+    while hub.stats["occupancy_ok"] < n and time.perf_counter() - t0 < 120:
+        time.sleep(0.002)
+    rate = hub.stats["occupancy_ok"] / (time.perf_counter() - t0)
+    for p in procs:
+        p.wait(30)
+    thread.join(10)
+    hub.stop()
+    return rate
+
+
 def processing_rate(batch: list[tuple[str, str]], workdir: Path) -> float:
     """The hub's ingest on the same messages with no network: handed to its worker as the MQTT receiver
     would (in batches), drained."""
@@ -320,6 +374,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--paced-only", action="store_true", help="only the paced latency run (4.)")
+    ap.add_argument("--one-process", action="store_true",
+                    help="also the hub fed by gmqtt in a thread of its own process (the design not taken)")
     ap.add_argument("--child", choices=["hub", "paho"], help=argparse.SUPPRESS)
     ap.add_argument("--index", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -349,6 +405,8 @@ def main() -> None:
                    "gmqtt": gmqtt_ceiling(port, args.messages, pubs, cpu)}
             row["hub"], row["evaluations"] = hub_flood(port, args.messages, pubs, work / f"hub{r}.db", ["bench"], cpu)
             row["cpu_us"] = cpu
+            if args.one_process:
+                row["hub_one_process"] = hub_one_process(port, args.messages, pubs, work / f"one{r}.db")
             if args.processes > 1:
                 row["hub_1p"], _ = hub_flood(port, args.messages, multi_pubs, work / f"multi{r}.db", multi)
                 row["hub_np"] = processes_flood("hub", port, args.processes, multi, multi_batch, multi_pubs,
@@ -360,6 +418,9 @@ def main() -> None:
                      f"{row['hub_np']:,.0f} ({row['hub_np'] / row['paho']:.2f} of one paho, "
                      f"{row['hub_np'] / row['paho_np']:.2f} of {args.processes} paho processes "
                      f"{row['paho_np']:,.0f})" if args.processes > 1 else "")
+            if args.one_process:
+                extra += (f"; hub with gmqtt in its own process {row['hub_one_process']:,.0f} msg/s "
+                          f"({row['hub_one_process'] / row['paho']:.2f} of paho)")
             print(f"round {r + 1} (load {row['load']}): bare paho {row['paho']:,.0f} msg/s, bare gmqtt "
                   f"{row['gmqtt']:,.0f} msg/s, hub {row['hub']:,.0f} msg/s ({row['hub'] / row['paho']:.2f} of paho, "
                   f"{row['hub'] / row['gmqtt']:.2f} of gmqtt; CPU per message: bare paho {cpu['paho_us']:.1f} us, "
@@ -434,6 +495,11 @@ def main() -> None:
               f"counts, SQLite batch writes): {flood:,.0f} msg/s (median; {rounds[-1]['evaluations']} rule "
               f"evaluations in the last round); {flood / ceiling:.2f} of the broker ceiling, median of the rounds' "
               f"ratios to the paho ceiling {ratio:.2f} ({each})")
+        if args.one_process:
+            print(f"hub fed by gmqtt in a thread of its own process (no receiver child): "
+                  f"{np.median([r['hub_one_process'] for r in rounds]):,.0f} msg/s (median); median ratio to the "
+                  f"paho ceiling {np.median([r['hub_one_process'] / r['paho'] for r in rounds]):.2f} ("
+                  + ", ".join(f"{r['hub_one_process'] / r['paho']:.2f}" for r in rounds) + ")")
         if args.processes > 1:
             np_ratio = float(np.median([r["hub_np"] / r["paho"] for r in rounds]))
             print(f"{args.processes} hub processes over {args.sites} sites: {np.median([r['hub_np'] for r in rounds]):,.0f}"
