@@ -274,6 +274,19 @@ def test_seq_and_epoch_bounds_never_freeze_a_zone_and_a_new_epoch_is_taken(broke
         hub.stop()
 
 
+def test_a_hub_with_a_wrong_password_says_refused_never_the_password(broker, tmp_path, caplog):
+    """The receiver process logs the broker's refusal (through the hub's log) and keeps trying; the start
+    gives up with the redacted URL, and the password is in no log line."""
+    wrong = "not-the-hub-password-4711"
+    hub = Hub([hall_site()], Storage(f"sqlite:///{tmp_path / 'hub.db'}"), clock=ManualClock(T0),
+              mqtt_url=f"mqtt://hub:{wrong}@127.0.0.1:{broker.port}")
+    with pytest.raises(RuntimeError, match=r"cannot reach the MQTT broker at mqtt://hub:\*\*\*@127.0.0.1"):
+        hub.start(wait_s=3)
+    hub.stop()
+    assert "MQTT connect refused" in caplog.text
+    assert wrong not in caplog.text and broker.password("hub") not in caplog.text
+
+
 def test_site_file_takes_credentials_from_the_environment():
     text = HALL_YAML.replace("source: rtsp://cam1", "source: rtsp://admin:${CAM1_PASSWORD}@10.0.0.7/ch1", 1)
     assert "${CAM1_PASSWORD}" in text, "the test hall's first camera source changed"

@@ -299,15 +299,18 @@ class Child:
 
 
 class _ToHub(logging.Handler):
-    """gmqtt's own warnings, sent to the hub as log events (from the loop, where gmqtt logs)."""
+    """gmqtt's exceptions (a packet it failed to handle, a lost connection's cause), sent to the hub as log
+    events. Its other lines are not: what they say (refused, lost, reconnecting) the child says itself, once
+    and in the hub's words, where gmqtt's would repeat on every retry and say "not reconnecting" while the
+    child retries."""
 
     def __init__(self, child: Child):
         super().__init__(logging.WARNING)
         self.child = child
 
     def emit(self, record: logging.LogRecord) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self.child.log(record.levelno, f"MQTT: {record.getMessage()}")
+        if record.exc_info and threading.current_thread() is threading.main_thread():
+            self.child.log(record.levelno, f"MQTT: {record.getMessage()}: {record.exc_info[1]!r}")
 
 
 def die_with_parent() -> None:
