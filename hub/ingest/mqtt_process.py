@@ -3,9 +3,9 @@
 Why a process, and why gmqtt: an MQTT client in pure Python costs tens of microseconds of CPU a message, as
 much as the hub's own work, and in the hub's interpreter it competed with that work for the GIL. paho, the
 client the edge box uses, reads a packet with three or four ``recv`` calls and wakes its loop through a
-socket pair for every acknowledgement: about 50-60 us a message at QoS 1 on the 2-core machine
+socket pair for every acknowledgement: 36-55 us a message at QoS 1 on the 2-core machine
 (``bench/hub_throughput.py`` prints it). gmqtt reads the socket in large chunks through asyncio and parses
-the packets from the buffer: about 17-21 us a message on the same feed. Here the client runs on a core of
+the packets from the buffer: 11-20 us a message on the same feed. Here the client runs on a core of
 its own and only hands ``(topic, payload)`` batches to the hub every few milliseconds.
 
 This module is the child's side (``python -m hub.ingest.mqtt_process``, started by ``Receiver``). It talks
