@@ -6,7 +6,6 @@ import contextlib
 import csv
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from tqdm import tqdm
 from calibration.proof import TruthError
 from calibration.site import Camera, Site, SiteError, SmoothingSettings, load_site
 from edge.cli_errors import RunFailure
-from edge.counting import CameraCounter, count_stream, stream_layout
+from edge.counting import CameraCounter, count_stream, stream_layout, usable_cores
 from edge.detector import Detector, DetectorConfig
 from edge.evaluation import GroundTruthError, evaluate
 from edge.logs import log_options, setup_logging
@@ -207,7 +206,7 @@ def edge_cmd(site_path, camera_ids, broker, outbox_path, outbox_max, metrics_por
         except ValueError as exc:
             raise SiteError([f"camera {cam.id}: {exc}"]) from None
     detector = detector_config(site, model, confidence, threads, model_dir)
-    workers, per_run = plan_workers(workers, detector.threads, len(os.sched_getaffinity(0)))
+    workers, per_run = plan_workers(workers, detector.threads, usable_cores())
     config = EdgeConfig(site=site, cameras=cameras, broker=broker,
                         detector=dataclasses.replace(detector, threads=per_run),
                         outbox_path=Path(outbox_path) if outbox_path else default_outbox(site.id),

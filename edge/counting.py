@@ -90,19 +90,23 @@ def detect_many(counters: list[CameraCounter], frames: list[np.ndarray]) -> list
     return counters[0].detector.detect_many(frames, [c.search_options for c in counters])
 
 
-def stream_layout(threads: int) -> tuple[int, int]:
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container or ``taskset`` limits)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def stream_layout(threads: int, cores: int | None = None) -> tuple[int, int]:
     """How one video is counted on this box: (onnxruntime threads per run, frames detected at once).
 
     ``threads`` 0 (the default: all cores) gives one thread per run and a frame per core. The model is
     small: one run spread over two threads leaves the cores waiting between kernels and while the
     frame is letterboxed and its boxes decoded, where two frames detected side by side on one thread
     each keep both busy (``bench/pipeline.py`` measures both). An explicit count keeps one frame at a time
-    on that many threads, as before.
+    on that many threads, as before. ``cores``: this video's share of the box (default: all usable cores).
     """
     if threads:
         return threads, 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 1, max(1, cores)
+    return 1, max(1, usable_cores() if cores is None else cores)
 
 
 def count_stream(counter: CameraCounter, frames: Iterable[tuple[int, float, np.ndarray]], ahead: int = 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import queue
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -14,6 +13,7 @@ from typing import Any
 
 from calibration.site import Site, SiteError, load_site
 from edge.contract import iso_ts
+from edge.counting import stream_layout, usable_cores
 from edge.detector import DetectorConfig
 
 from hub.replay.camera_job import CameraJob, CameraRecording, count_video, expected_frames
@@ -72,9 +72,8 @@ def plan(config: ReplayConfig, site: Site) -> tuple[list[CameraJob], list[str]]:
     """One job per video, with its camera and wall-clock start; and where each start came from."""
     n = len(config.videos)
     jobs, sources = [], []
-    threads, ahead = config.detector.threads, 1
-    if not threads:     # share the cores: each process detects as many frames at once as it has cores
-        threads, ahead = 1, max(1, (os.cpu_count() or 1) // max(1, min(config.jobs, n)))
+    # the cores shared among the processes: each detects as many frames at once as it has cores
+    threads, ahead = stream_layout(config.detector.threads, usable_cores() // max(1, min(config.jobs, n)))
     detector = dataclasses.replace(config.detector, threads=threads)
     for video, cam, start, gt in zip(config.videos, _paired(config.cameras, n, "--camera"),
                                      _paired(config.starts, n, "--start"), _paired(config.gts, n, "--gt")):
