@@ -14,6 +14,7 @@ password never appears in a log line (``BrokerSettings.redacted``).
 from __future__ import annotations
 
 import functools
+import ssl
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
@@ -37,12 +38,23 @@ class BrokerSettings:
     cert_file: str | None = None     # client certificate (brokers that authenticate by certificate)
     key_file: str | None = None
 
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS every MQTT client of hallgrid connects with (paho's here, the hub receiver's gmqtt): the
+        given CA or the system's, the broker's host name checked, a client certificate where one is given;
+        None without TLS."""
+        if not self.tls:
+            return None
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.cert_file:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
     def apply(self, client) -> None:
         """Set credentials and TLS on a paho client: every MQTT client of hallgrid connects the same way."""
         if self.username:
             client.username_pw_set(self.username, self.password)
         if self.tls:
-            client.tls_set(ca_certs=self.ca_file, certfile=self.cert_file, keyfile=self.key_file)
+            client.tls_set_context(self.ssl_context())
 
     def redacted(self) -> str:
         """The URL for logs, without the password."""

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from calibration.site import SiteError, parse_site
 from edge.clock import ManualClock, SystemClock
 from edge.contract import MAX_PAYLOAD, OccupancyMessage, iso_ts, occupancy_topic
+from edge.mqtt_url import parse_broker_url
 from hub.cli import cli
 from hub.service import Hub
 from hub.storage import Storage, occupancy
@@ -348,9 +349,10 @@ def test_hub_over_mqtts_with_a_client_certificate_from_the_environment(tmp_path)
     feed = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     try:
         wait_until(lambda: _ready(http), timeout=30, what="the hub's readiness (subscribed over TLS)")
-        feed.username_pw_set("tickets-hall-1", files.account("tickets-hall-1").password)
-        feed.tls_set(ca_certs=str(certs / "ca.crt"), certfile=str(certs / "client.crt"),
-                     keyfile=str(certs / "client.key"))
+        # the edge's and ticket feeds' way (BrokerSettings.apply, the TLS context the hub's receiver uses too)
+        parse_broker_url(f"mqtts://127.0.0.1:{port}", ca_file=str(certs / "ca.crt"), username="tickets-hall-1",
+                         password=files.account("tickets-hall-1").password, cert_file=str(certs / "client.crt"),
+                         key_file=str(certs / "client.key")).apply(feed)
         feed.connect("127.0.0.1", port)
         feed.loop_start()
         feed.publish(tickets_topic("hall-1"), json.dumps({"event": "issued", "ticket": "T1", "service": "billing"}),

@@ -31,7 +31,6 @@ import asyncio
 import logging
 import os
 import signal
-import ssl
 import threading
 import traceback
 from dataclasses import dataclass, field
@@ -47,17 +46,6 @@ KEEPALIVE_S = 30
 RETRY_MIN_S, RETRY_MAX_S = 0.2, 5.0     # reaching a broker that is down: doubling, as paho's reconnect delay
 RECONNECT_S = 1.0                        # gmqtt's own reconnect after a lost connection: a fixed delay
 MQTT_V311 = 4
-
-
-def ssl_context(broker: Any) -> ssl.SSLContext | bool:
-    """The broker's TLS settings as paho's ``tls_set`` reads them (``BrokerSettings.apply``): the system's or
-    the given CA, the host name checked, a client certificate where one is given."""
-    if not broker.tls:
-        return False
-    context = ssl.create_default_context(cafile=broker.ca_file)
-    if broker.cert_file:
-        context.load_cert_chain(broker.cert_file, broker.key_file)
-    return context
 
 
 @dataclass
@@ -114,7 +102,7 @@ class Child:
         self.flush_handle: asyncio.TimerHandle | None = None
         self.sessions: dict[Any, _Session] = {}
         self.requests: dict[tuple[Any, int], tuple] = {}     # (key, mid) -> what its acknowledgement answers
-        self.ssl = ssl_context(broker)
+        self.ssl = broker.ssl_context() or False     # gmqtt: False for plain TCP
         self.stopped = asyncio.Event()
 
     # --- to the hub ----------------------------------------------------------------------------------
