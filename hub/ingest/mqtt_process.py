@@ -230,8 +230,8 @@ class Child:
         session.topics = session.topics + [t for t in topics if t not in session.topics]
         if session.connected:
             self._subscribe(session, ("ack", req), topics)
-        else:       # the connection's own subscription takes them; answered when it is acknowledged
-            session.deferred.append(lambda: self._answer(("ack", req), True))
+        else:       # once connected, answered by the broker's acknowledgement, not before
+            session.deferred.append(lambda: self._subscribe(session, ("ack", req), topics))
 
     def unsubscribe(self, key: Any, req: int, topics: list[str]) -> None:
         session = self.sessions[key]
