@@ -46,10 +46,11 @@ def encode(frames: Iterable[np.ndarray], dest: Path, fps: float, size: tuple[int
     return dest
 
 
-def encode_clip(video: Path, dest: Path) -> Path:
-    """The whole clip as a camera's H.264 stream, at its own rate."""
+def encode_clip(video: Path, dest: Path, gop_s: float = 2.0) -> Path:
+    """The whole clip as a camera's H.264 stream, at its own rate, a keyframe every ``gop_s``."""
     info = video_info(video)
-    return encode((f for _, _, f in read_frames(video, prefetch=0)), dest, info.fps, (info.width, info.height))
+    return encode((f for _, _, f in read_frames(video, prefetch=0)), dest, info.fps, (info.width, info.height),
+                  gop_s)
 
 
 def empty_scene(video: Path, samples: int = 60) -> np.ndarray:
